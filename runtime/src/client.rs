@@ -1,0 +1,747 @@
+//! The HTTP client every generated client wraps: reqwest, run through the limiter, the
+//! rate-limit header tracker and the retry policy.
+//!
+//! One call, [`Client::execute`], is the whole request path:
+//! acquire quota → send → read the rate-limit headers → succeed, or decide to retry
+//! (cooldown on 429, backoff on other statuses and connection errors) → try again or fail
+//! with a typed error. The permit for requests in flight is held until the body is read.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use reqwest::Url;
+
+use crate::clock::{Clock, TokioClock};
+use crate::error::{ApiError, DecodeError, Error, RateLimitReason, RateLimited};
+use crate::headers::RateLimitInfo;
+use crate::limiter::{Event, Limiter};
+use crate::policy::{ConfigError, Policy};
+use crate::request::{Body, Request};
+use crate::retry::RetryBudget;
+use crate::store::{MemoryStore, QuotaStore};
+
+/// A secret string: shown as `***` in `Debug` and never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How requests authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    /// No credentials.
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// `Authorization: Basic base64(user:password)`.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+    /// An API key in a header.
+    Header {
+        /// The header name.
+        name: HeaderName,
+        /// The key.
+        value: Secret,
+    },
+    /// An API key in a query parameter.
+    Query {
+        /// The parameter name.
+        name: String,
+        /// The key.
+        value: Secret,
+    },
+}
+
+impl Auth {
+    /// A bearer token.
+    pub fn bearer(token: impl Into<String>) -> Self {
+        Self::Bearer(Secret::new(token))
+    }
+
+    /// HTTP basic credentials.
+    pub fn basic(user: impl Into<String>, password: impl Into<String>) -> Self {
+        Self::Basic {
+            user: user.into(),
+            password: Secret::new(password),
+        }
+    }
+
+    /// An API key sent in header `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Client`] when `name` is not a header name.
+    pub fn header(name: &str, key: impl Into<String>) -> Result<Self, ConfigError> {
+        let name = HeaderName::try_from(name)
+            .map_err(|_| ConfigError::Client(format!("`{name}` is not a header name")))?;
+        Ok(Self::Header {
+            name,
+            value: Secret::new(key),
+        })
+    }
+
+    /// An API key sent in query parameter `name`.
+    pub fn query(name: impl Into<String>, key: impl Into<String>) -> Self {
+        Self::Query {
+            name: name.into(),
+            value: Secret::new(key),
+        }
+    }
+}
+
+/// A response whose status was a success (or any status, from [`Client::send`]).
+#[derive(Debug, Clone)]
+pub struct Response {
+    operation: &'static str,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    attempts: u32,
+}
+
+impl Response {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body.
+    pub fn bytes(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body, owned.
+    pub fn into_bytes(self) -> Bytes {
+        self.body
+    }
+
+    /// Attempts it took.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Decodes the body as JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] with the body when it does not decode as `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        // An empty body decodes as `null`, so `()` and `Option<T>` work for 204s.
+        let body: &[u8] = if self.body.is_empty() {
+            b"null"
+        } else {
+            &self.body
+        };
+        serde_json::from_slice(body).map_err(|e| {
+            Error::Decode(Box::new(DecodeError {
+                operation: self.operation.to_owned(),
+                status: self.status,
+                body: self.body.clone(),
+                message: e.to_string(),
+            }))
+        })
+    }
+
+    /// Turns a failure status into [`Error::Api`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] when the status is not 2xx.
+    pub fn error_for_status(self) -> Result<Self, Error> {
+        if self.status.is_success() {
+            return Ok(self);
+        }
+        let json = serde_json::from_slice(&self.body).ok();
+        Err(Error::Api(Box::new(ApiError {
+            operation: self.operation.to_owned(),
+            status: self.status,
+            headers: self.headers,
+            body: self.body,
+            json,
+        })))
+    }
+}
+
+/// A configured API client. Cheap to clone; clones share limits and connections.
+///
+/// # Examples
+///
+/// ```no_run
+/// use polvo_runtime::{Auth, Client, Method, Policy, Request};
+///
+/// # async fn run() -> Result<(), polvo_runtime::Error> {
+/// let client = Client::builder("petstore", Policy::default())
+///     .base_url("https://petstore.example.com/v1")
+///     .auth(Auth::bearer("token"))
+///     .rate_limit(20)
+///     .build()?;
+/// let pets: serde_json::Value = client
+///     .execute(Request::new(Method::GET, "/pets", "listPets"))
+///     .await?
+///     .json()?;
+/// println!("{pets}");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+#[derive(Debug)]
+struct ClientInner {
+    http: reqwest::Client,
+    base: Url,
+    auth: Auth,
+    policy: Policy,
+    limiter: Limiter,
+    budget: Option<RetryBudget>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Builds a [`Client`]; see [`Client::builder`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    service: String,
+    policy: Policy,
+    base_url: Option<String>,
+    auth: Auth,
+    user_agent: String,
+    timeout: Option<Duration>,
+    connect_timeout: Duration,
+    store: Option<Arc<dyn QuotaStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    http: Option<reqwest::Client>,
+    errors: Vec<ConfigError>,
+}
+
+impl Client {
+    /// Starts a client for `service` under `policy`.
+    pub fn builder(service: impl Into<String>, policy: Policy) -> ClientBuilder {
+        ClientBuilder {
+            service: service.into(),
+            policy,
+            base_url: None,
+            auth: Auth::None,
+            user_agent: concat!("polvo/", env!("CARGO_PKG_VERSION")).to_owned(),
+            timeout: Some(Duration::from_secs(60)),
+            connect_timeout: Duration::from_secs(10),
+            store: None,
+            clock: None,
+            http: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The limiter, to acquire quota by hand or share it.
+    pub fn limiter(&self) -> &Limiter {
+        &self.inner.limiter
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// A snapshot of every bucket's usage.
+    pub fn usage(&self) -> crate::usage::Usage {
+        self.inner.limiter.usage()
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// Sends `request` under the policy and returns the successful response.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Api`] for a failure status, [`Error::RateLimited`] when limits or the server
+    /// refuse beyond what the retry policy allows, [`Error::Transport`] when the request
+    /// does not complete, [`Error::InvalidRequest`] when it could not be built.
+    pub async fn execute(&self, request: Request) -> Result<Response, Error> {
+        self.send(request).await?.error_for_status()
+    }
+
+    /// Like [`Client::execute`], but returns the final response whatever its status, so
+    /// typed error bodies can be decoded per status.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::execute`], except [`Error::Api`].
+    pub async fn send(&self, request: Request) -> Result<Response, Error> {
+        if let Some(error) = &request.error {
+            return Err(Error::InvalidRequest(error.clone()));
+        }
+        let url = self.url(&request)?;
+        let key = self.idempotency_key(&request);
+        let result = self.run(&request, &url, key.as_ref()).await;
+        if result.as_ref().map_or(true, |r| !r.status.is_success()) {
+            self.inner.limiter.count(request.operation, Event::Failure);
+        }
+        result
+    }
+
+    async fn run(
+        &self,
+        request: &Request,
+        url: &Url,
+        key: Option<&HeaderValue>,
+    ) -> Result<Response, Error> {
+        let operation = request.operation;
+        let retry = self.inner.policy.retry();
+        let limiter = &self.inner.limiter;
+        if let Some(budget) = &self.inner.budget {
+            budget.deposit();
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let permit = limiter.acquire(operation).await?;
+            limiter.count(operation, Event::Sent);
+            let outcome = self.attempt(request, url, key).await;
+            drop(permit);
+
+            let decision = match outcome {
+                Ok(response) => {
+                    let info = self.observe(operation, &response).await;
+                    if response.status.is_success() {
+                        limiter.succeeded(operation).await;
+                        return Ok(Response {
+                            attempts: attempt,
+                            ..response
+                        });
+                    }
+                    if !retry.retries_status(response.status.as_u16()) {
+                        return Ok(Response {
+                            attempts: attempt,
+                            ..response
+                        });
+                    }
+                    match self
+                        .on_retryable_status(request, key.is_some(), response, info, attempt)
+                        .await?
+                    {
+                        Step::Retry(delay) => delay,
+                        Step::Return(response) => return Ok(response),
+                    }
+                }
+                Err(error) => self.on_transport_error(request, key.is_some(), error, attempt)?,
+            };
+            if let Some(delay) = decision {
+                tokio::time::sleep(delay).await;
+            }
+            limiter.count(operation, Event::Retry);
+            tracing::info!(operation, attempt, "retrying");
+        }
+    }
+
+    async fn observe(&self, operation: &str, response: &Response) -> RateLimitInfo {
+        let names = self.inner.policy.headers();
+        let info = RateLimitInfo::parse(&response.headers, names, self.inner.clock.wall());
+        if let Err(error) = self.inner.limiter.observe(operation, &info).await {
+            tracing::warn!(operation, %error, "could not record the server's rate-limit state");
+        }
+        info
+    }
+
+    /// Decides what follows a retryable status: retry (after an optional sleep; without
+    /// one the limiter's cooldown or next slot sets the pace), return the response as it
+    /// is, or fail with a rate-limit error.
+    async fn on_retryable_status(
+        &self,
+        request: &Request,
+        keyed: bool,
+        response: Response,
+        info: RateLimitInfo,
+        attempt: u32,
+    ) -> Result<Step, Error> {
+        let operation = request.operation;
+        let limiter = &self.inner.limiter;
+        let retry = self.inner.policy.retry();
+        let status = response.status;
+        let too_many = status == StatusCode::TOO_MANY_REQUESTS;
+        let plan_limited = limiter.plan(operation).is_limited();
+        if too_many {
+            limiter.count(operation, Event::Rejected);
+        }
+        // Pause the buckets first, even when this request will not be retried, so other
+        // requests in flight wait instead of earning their own 429s.
+        if let Some(delay) = info.retry_after {
+            limiter.pause(operation, delay, false).await?;
+        } else if too_many && plan_limited {
+            limiter
+                .pause(operation, limiter.one_slot(limiter.plan(operation)), true)
+                .await?;
+        }
+
+        let hint = self.hint(&response.headers);
+        let safe = retry.is_idempotent(&request.method) || keyed;
+        let reason = if hint == Some(false) || (hint.is_none() && !safe) {
+            Some(RateLimitReason::NotRetryable)
+        } else if info
+            .retry_after
+            .is_some_and(|d| d > retry.max_retry_after())
+        {
+            Some(RateLimitReason::RetryAfterTooLong)
+        } else if attempt >= retry.max_attempts() {
+            Some(RateLimitReason::AttemptsExhausted)
+        } else if !self.budget_allows() {
+            Some(RateLimitReason::BudgetExhausted)
+        } else {
+            None
+        };
+        let Some(reason) = reason else {
+            // A server-asked delay is already a cooldown in the limiter, and a 429 on a
+            // limited bucket takes the next slot; anything else backs off.
+            let paced = info.retry_after.is_some() || (too_many && plan_limited);
+            return Ok(Step::Retry((!paced).then(|| retry.backoff(attempt))));
+        };
+        tracing::info!(
+            operation,
+            attempt,
+            status = status.as_u16(),
+            ?reason,
+            "not retrying"
+        );
+        if !too_many && reason != RateLimitReason::RetryAfterTooLong {
+            return Ok(Step::Return(Response {
+                attempts: attempt,
+                ..response
+            }));
+        }
+        Err(Error::RateLimited(Box::new(RateLimited {
+            operation: operation.to_owned(),
+            bucket: None,
+            retry_after: info.retry_after,
+            attempts: attempt,
+            status: Some(status),
+            reason,
+        })))
+    }
+
+    fn on_transport_error(
+        &self,
+        request: &Request,
+        keyed: bool,
+        error: Error,
+        attempt: u32,
+    ) -> Result<Option<Duration>, Error> {
+        let retry = self.inner.policy.retry();
+        // A failed connect sent nothing, so repeating it is always safe.
+        let safe = error.is_connect() || retry.is_idempotent(&request.method) || keyed;
+        if !safe || attempt >= retry.max_attempts() || !self.budget_allows() {
+            return Err(error);
+        }
+        tracing::info!(operation = request.operation, attempt, %error, "transport error; will retry");
+        Ok(Some(retry.backoff(attempt)))
+    }
+
+    fn budget_allows(&self) -> bool {
+        let now = self.inner.clock.now();
+        self.inner
+            .budget
+            .as_ref()
+            .is_none_or(|b| b.try_withdraw(now))
+    }
+
+    fn hint(&self, headers: &HeaderMap) -> Option<bool> {
+        let name = self.inner.policy.retry().hint_header()?;
+        let value = headers.get(name)?.to_str().ok()?.trim();
+        match value {
+            v if v.eq_ignore_ascii_case("true") => Some(true),
+            v if v.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        request: &Request,
+        url: &Url,
+        key: Option<&HeaderValue>,
+    ) -> Result<Response, Error> {
+        let mut builder = self.inner.http.request(request.method.clone(), url.clone());
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(accept) = request.accept {
+            builder = builder.header(ACCEPT, accept);
+        }
+        if let (Some(name), Some(key)) = (self.inner.policy.retry().idempotency_header(), key) {
+            builder = builder.header(name, key);
+        }
+        builder = self.authorize(builder);
+        builder = match &request.body {
+            Body::Empty => builder,
+            Body::Json(bytes) => builder
+                .header(CONTENT_TYPE, "application/json")
+                .body(bytes.clone()),
+            Body::Form(pairs) => builder.form(pairs),
+            Body::Multipart(parts) => builder.multipart(multipart(parts)?),
+            Body::Bytes {
+                bytes,
+                content_type,
+            } => builder
+                .header(CONTENT_TYPE, content_type.as_str())
+                .body(bytes.clone()),
+        };
+        let response = builder.send().await.map_err(Error::transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(Error::transport)?;
+        Ok(Response {
+            operation: request.operation,
+            status,
+            headers,
+            body,
+            attempts: 0,
+        })
+    }
+
+    fn authorize(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let sensitive = |value: String| {
+            let mut value = HeaderValue::from_str(&value).ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        };
+        match &self.inner.auth {
+            Auth::Bearer(token) => match sensitive(format!("Bearer {}", token.expose())) {
+                Some(value) => builder.header(AUTHORIZATION, value),
+                None => builder,
+            },
+            Auth::Basic { user, password } => builder.basic_auth(user, Some(password.expose())),
+            Auth::Header { name, value } => match sensitive(value.expose().to_owned()) {
+                Some(value) => builder.header(name, value),
+                None => builder,
+            },
+            Auth::Query { .. } | Auth::None => builder,
+        }
+    }
+
+    fn url(&self, request: &Request) -> Result<Url, Error> {
+        let path = request.rendered_path()?;
+        let mut url = self.inner.base.clone();
+        let joined = format!("{}{}", url.path().trim_end_matches('/'), path);
+        url.set_path(&joined);
+        let auth_query = match &self.inner.auth {
+            Auth::Query { name, value } => Some((name.as_str(), value.expose())),
+            _ => None,
+        };
+        if !request.query.is_empty() || auth_query.is_some() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in &request.query {
+                pairs.append_pair(name, value);
+            }
+            if let Some((name, value)) = auth_query {
+                pairs.append_pair(name, value);
+            }
+        }
+        Ok(url)
+    }
+
+    fn idempotency_key(&self, request: &Request) -> Option<HeaderValue> {
+        let retry = self.inner.policy.retry();
+        retry.idempotency_header()?;
+        if retry.is_idempotent(&request.method) {
+            return None;
+        }
+        let key = format!("polvo-{:032x}", rand::random::<u128>());
+        HeaderValue::from_str(&key).ok()
+    }
+}
+
+/// What follows a retryable status.
+enum Step {
+    /// Try again, after sleeping this long when set.
+    Retry(Option<Duration>),
+    /// Stop and hand this response to the caller.
+    Return(Response),
+}
+
+fn multipart(parts: &[crate::request::Part]) -> Result<reqwest::multipart::Form, Error> {
+    let mut form = reqwest::multipart::Form::new();
+    for part in parts {
+        let mut body = reqwest::multipart::Part::bytes(part.bytes.to_vec());
+        if let Some(name) = &part.file_name {
+            body = body.file_name(name.clone());
+        }
+        if let Some(content_type) = &part.content_type {
+            body = body.mime_str(content_type).map_err(|_| {
+                Error::InvalidRequest(format!("part `{}` has an invalid content type", part.name))
+            })?;
+        }
+        form = form.part(part.name.clone(), body);
+    }
+    Ok(form)
+}
+
+impl ClientBuilder {
+    /// The base URL every path is joined to.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// The credentials.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Sets the default bucket to `per_second` requests per second.
+    pub fn rate_limit(mut self, per_second: u32) -> Self {
+        match self.policy.clone().into_builder().rate_limit(per_second) {
+            Ok(builder) => self.policy = builder.build_unchecked(),
+            Err(error) => self.errors.push(error),
+        }
+        self
+    }
+
+    /// Replaces the whole policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Changes the policy with `change`, e.g. to replace one bucket's limits.
+    pub fn with_policy(
+        mut self,
+        change: impl FnOnce(crate::PolicyBuilder) -> crate::PolicyBuilder,
+    ) -> Self {
+        self.policy = change(self.policy.clone().into_builder()).build_unchecked();
+        self
+    }
+
+    /// Replaces the retry policy.
+    pub fn retry(self, retry: crate::RetryPolicy) -> Self {
+        self.with_policy(|p| p.retry(retry))
+    }
+
+    /// Fails requests that would wait longer than `max_wait` for quota.
+    pub fn max_wait(self, max_wait: Duration) -> Self {
+        self.with_policy(|p| p.max_wait(max_wait))
+    }
+
+    /// Caps requests in flight.
+    pub fn max_in_flight(self, max: usize) -> Self {
+        self.with_policy(|p| p.max_in_flight(max))
+    }
+
+    /// The `User-Agent` header.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The whole-request timeout (default 60 s); `None` turns it off.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Keeps quota state in `store`, to share it with other clients.
+    pub fn store(mut self, store: Arc<dyn QuotaStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Reads time from `clock` (tests).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Uses a ready reqwest client (proxies, TLS settings); timeouts and user agent set
+    /// here are then ignored.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a missing or invalid base URL, an invalid policy or a TLS
+    /// set-up failure.
+    pub fn build(self) -> Result<Client, Error> {
+        if let Some(error) = self.errors.into_iter().next() {
+            return Err(error.into());
+        }
+        let policy = self.policy.into_builder().build()?;
+        let base = self
+            .base_url
+            .ok_or_else(|| ConfigError::Client("no base URL set".into()))?;
+        let base = Url::parse(&base)
+            .map_err(|e| ConfigError::Client(format!("base URL `{base}` is invalid: {e}")))?;
+        let http = match self.http {
+            Some(http) => http,
+            None => {
+                let mut builder = reqwest::Client::builder()
+                    .user_agent(self.user_agent)
+                    .connect_timeout(self.connect_timeout);
+                if let Some(timeout) = self.timeout {
+                    builder = builder.timeout(timeout);
+                }
+                builder
+                    .build()
+                    .map_err(|e| ConfigError::Client(format!("http client: {e}")))?
+            }
+        };
+        let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock.clone())));
+        let limiter = Limiter::with_store(&self.service, &policy, store, clock.clone())?;
+        let budget = policy.retry().budget().map(RetryBudget::new);
+        let inner = ClientInner {
+            http,
+            base,
+            auth: self.auth,
+            policy,
+            limiter,
+            budget,
+            clock,
+        };
+        Ok(Client {
+            inner: Arc::new(inner),
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! Where the runtime reads the time.
+//!
+//! Every timing decision (reservations, cooldowns, retry delays, header resets) reads one
+//! injected [`Clock`], so tests drive the limiter on tokio's paused clock and never sleep
+//! for real. The default clock follows `tokio::time::Instant`, which is the paused clock
+//! inside `#[tokio::test(start_paused = true)]`.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+/// A source of monotonic and wall-clock time.
+///
+/// The wall clock is needed only to read absolute times that servers send (HTTP dates and
+/// epoch resets); every wait is scheduled on the monotonic clock.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current monotonic instant, on tokio's timer.
+    fn now(&self) -> Instant;
+
+    /// The wall-clock time matching [`Clock::now`].
+    fn wall(&self) -> SystemTime;
+}
+
+/// The default clock: tokio's monotonic clock, with wall time derived from it.
+///
+/// Wall time is anchored once, when the clock is made, and then advanced with the monotonic
+/// clock. This keeps the two consistent when tokio's clock is paused or advanced by a test.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    anchor: Instant,
+    anchor_wall: SystemTime,
+}
+
+impl TokioClock {
+    /// A clock anchored at the current time.
+    pub fn new() -> Self {
+        Self {
+            anchor: Instant::now(),
+            anchor_wall: SystemTime::now(),
+        }
+    }
+
+    /// A clock whose wall time at the current instant is `wall`, for tests that need exact
+    /// epoch values.
+    pub fn with_wall(wall: SystemTime) -> Self {
+        Self {
+            anchor: Instant::now(),
+            anchor_wall: wall,
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.anchor_wall + self.now().saturating_duration_since(self.anchor)
+    }
+}

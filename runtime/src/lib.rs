@@ -1,0 +1,71 @@
+//! # polvo-runtime
+//!
+//! The runtime every polvo-generated API client depends on. It keeps a client inside the
+//! API's rate limits instead of reacting after the fact:
+//!
+//! - **Limits** ([`Limit`], [`Policy`]): named buckets of one or more limits (`100/s` and
+//!   `5000/h` together), enforced with GCRA: O(1) state per limit, no background task.
+//!   An operation spends one or more buckets atomically, with a cost.
+//! - **Acquire** ([`Limiter`]): one reservation across all of an operation's buckets,
+//!   first come first served, scheduled from theoretical arrival times so a paced stream
+//!   keeps the configured rate.
+//! - **Tracking** ([`headers`]): `Retry-After`, `X-RateLimit-*`, and the IETF `RateLimit`
+//!   fields are read from every response; the limiter takes the server's view whenever it
+//!   is tighter, and a 429 pauses the whole bucket.
+//! - **Retries** ([`RetryPolicy`]): only when safe, never sooner than the server asked,
+//!   with full-jitter backoff and a retry budget.
+//! - **Errors** ([`Error`]): typed, with predicates such as [`Error::is_rate_limited`] and
+//!   [`Error::retry_after`]; no credential ever appears in one.
+//! - **Transport** ([`Client`], [`Request`]): reqwest with rustls, driving all of the above.
+//!
+//! ```no_run
+//! use polvo_runtime::{Client, Limit, Method, Policy, Request};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let policy = Policy::builder()
+//!     .bucket("default", [Limit::per_second(25)?, Limit::per_hour(5000)?])
+//!     .build()?;
+//! let client = Client::builder("example", policy).base_url("https://api.example.com").build()?;
+//! match client.execute(Request::new(Method::GET, "/things", "listThings")).await {
+//!     Ok(response) => println!("{}", response.text()),
+//!     Err(e) if e.is_rate_limited() => println!("try again in {:?}", e.retry_after()),
+//!     Err(e) => return Err(e.into()),
+//! }
+//! println!("{}", client.usage());
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod clock;
+mod error;
+mod gcra;
+pub mod headers;
+mod limit;
+mod limiter;
+mod policy;
+mod request;
+mod retry;
+mod store;
+mod usage;
+
+pub use client::{Auth, Client, ClientBuilder, Response, Secret};
+pub use clock::{Clock, TokioClock};
+pub use error::{ApiError, DecodeError, Error, RateLimitReason, RateLimited};
+pub use headers::{HeaderNames, RateLimitInfo, ResetKind};
+pub use limit::{Limit, LimitError};
+pub use limiter::{Limiter, Permit};
+pub use policy::{
+    BucketPolicy, ConfigError, DEFAULT_BUCKET, OperationPolicy, Policy, PolicyBuilder,
+};
+pub use request::{Body, Part, QueryStyle, Request};
+pub use retry::{BudgetConfig, RetryBudget, RetryPolicy, RetryPolicyBuilder};
+pub use store::{
+    BucketRef, BucketView, Grant, MemoryStore, QuotaStore, Report, ReserveRequest, StoreError,
+    StoreFuture, Ticket,
+};
+pub use usage::{BucketUsage, Usage};
+
+pub use bytes::Bytes;
+pub use http::{HeaderMap, Method, StatusCode};
+pub use reqwest::Url;

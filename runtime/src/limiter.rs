@@ -1,0 +1,562 @@
+//! The limiter: turns a [`Policy`] into buckets on a [`QuotaStore`] and hands out permits.
+//!
+//! An acquire takes, in order: a slot under the service's and the buckets' caps on
+//! requests in flight (tokio semaphores, served first come, first served), then one
+//! reservation across all of the operation's buckets. Reservations are fixed when they are
+//! made, so waiters keep their arrival order. A waiter dropped before its start gives its
+//! slot back only when nothing was reserved after it; otherwise the slot stays spent, which
+//! can only make the limiter more careful, never less.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::clock::{Clock, TokioClock};
+use crate::error::{Error, RateLimitReason, RateLimited};
+use crate::gcra::{Decision, LimitParams, Target};
+use crate::headers::RateLimitInfo;
+use crate::limit::Limit;
+use crate::policy::{OperationPolicy, Policy};
+use crate::store::{BucketRef, Grant, MemoryStore, QuotaStore, Report, ReserveRequest, Ticket};
+use crate::usage::{BucketUsage, Counters, ServerSeen, Usage};
+
+/// Hands out permission to send requests under a service's policy.
+///
+/// Cloning is cheap and shares the state.
+///
+/// # Examples
+///
+/// ```
+/// use polvo_runtime::{Limit, Limiter, Policy};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let policy = Policy::builder().bucket("default", [Limit::per_second(50)?]).build()?;
+/// let limiter = Limiter::new("example", &policy)?;
+/// let permit = limiter.acquire("ListCustomers").await?;
+/// drop(permit); // the request is done
+/// assert_eq!(limiter.usage().buckets[0].name, "default");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn QuotaStore>,
+    buckets: Vec<Bucket>,
+    plans: HashMap<String, Plan>,
+    default_plan: Plan,
+    service_slots: Option<Arc<Semaphore>>,
+    max_wait: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    name: String,
+    key: String,
+    limits: Vec<Limit>,
+    slots: Option<Arc<Semaphore>>,
+    counters: Counters,
+}
+
+/// An operation's buckets and cost, resolved once.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    buckets: Vec<usize>,
+    targets: Vec<Target>,
+    cost: u32,
+    limited: bool,
+}
+
+impl Plan {
+    /// Whether any bucket of the plan has a configured limit.
+    pub(crate) fn is_limited(&self) -> bool {
+        self.limited
+    }
+}
+
+/// Permission to send one request; hold it until the response is read.
+#[derive(Debug)]
+pub struct Permit {
+    _slots: Vec<OwnedSemaphorePermit>,
+    waited: Duration,
+}
+
+impl Permit {
+    /// How long the request waited for quota.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl Limiter {
+    /// A limiter for `service` with in-memory state on tokio's clock.
+    ///
+    /// # Errors
+    ///
+    /// Never today; kept fallible so a policy can be checked again here.
+    pub fn new(service: &str, policy: &Policy) -> Result<Self, Error> {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+        let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+        Self::with_store(service, policy, store, clock)
+    }
+
+    /// A limiter keeping its state in `store` and reading time from `clock`.
+    ///
+    /// Bucket keys are `service:bucket`, so services sharing a store do not collide.
+    ///
+    /// # Errors
+    ///
+    /// Never today; kept fallible so a policy can be checked again here.
+    pub fn with_store(
+        service: &str,
+        policy: &Policy,
+        store: Arc<dyn QuotaStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        let buckets: Vec<Bucket> = policy
+            .buckets()
+            .iter()
+            .map(|(name, bucket)| Bucket {
+                name: name.clone(),
+                key: format!("{service}:{name}"),
+                limits: bucket.limits.clone(),
+                slots: bucket.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
+                counters: Counters::default(),
+            })
+            .collect();
+        let plan = |op: &OperationPolicy| make_plan(&buckets, store.as_ref(), op);
+        let plans = policy
+            .operations
+            .iter()
+            .map(|(name, op)| (name.clone(), plan(op)))
+            .collect();
+        let default_plan = plan(&policy.default_operation);
+        let inner = Inner {
+            service_slots: policy.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
+            max_wait: policy.max_wait(),
+            clock,
+            store,
+            buckets,
+            plans,
+            default_plan,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Waits until `operation` may send one request, and returns the permit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RateLimited`] when the wait would exceed the policy's `max_wait` (nothing
+    /// is spent), [`Error::NeverFits`] when the operation's cost exceeds a limit's burst,
+    /// [`Error::Store`] when a shared store fails.
+    pub async fn acquire(&self, operation: &str) -> Result<Permit, Error> {
+        let plan = self.plan(operation);
+        let slots = self.take_slots(plan).await;
+        let waited = self.reserve(operation, plan).await?;
+        Ok(Permit {
+            _slots: slots,
+            waited,
+        })
+    }
+
+    /// The resolved plan of `operation`.
+    pub(crate) fn plan(&self, operation: &str) -> &Plan {
+        self.inner
+            .plans
+            .get(operation)
+            .unwrap_or(&self.inner.default_plan)
+    }
+
+    /// The clock the limiter reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    async fn take_slots(&self, plan: &Plan) -> Vec<OwnedSemaphorePermit> {
+        let service = self.inner.service_slots.iter();
+        let buckets = plan
+            .buckets
+            .iter()
+            .filter_map(|&b| self.inner.buckets[b].slots.as_ref());
+        let mut slots = Vec::new();
+        for semaphore in service.chain(buckets) {
+            // The semaphores are never closed, so acquiring cannot fail.
+            if let Ok(permit) = semaphore.clone().acquire_owned().await {
+                slots.push(permit);
+            }
+        }
+        slots
+    }
+
+    async fn reserve(&self, operation: &str, plan: &Plan) -> Result<Duration, Error> {
+        match self.inner.store.as_memory() {
+            Some(memory) => self.reserve_memory(memory, operation, plan).await,
+            None => self.reserve_shared(operation, plan).await,
+        }
+    }
+
+    async fn reserve_memory(
+        &self,
+        memory: &MemoryStore,
+        operation: &str,
+        plan: &Plan,
+    ) -> Result<Duration, Error> {
+        let cost = u64::from(plan.cost);
+        let (decision, now, ticket) = memory.reserve_at(&plan.targets, cost, self.inner.max_wait);
+        match decision {
+            Decision::Granted { start } if start <= now => Ok(Duration::ZERO),
+            Decision::Granted { start } => {
+                let mut refund = Refund {
+                    memory,
+                    plan,
+                    ticket: Some(ticket),
+                };
+                let began = memory.to_instant(now);
+                let mut wake = memory.to_instant(start);
+                loop {
+                    tokio::time::sleep_until(wake).await;
+                    let Some(ticket) = refund.ticket.as_mut() else {
+                        break;
+                    };
+                    let moved = memory.moved_by_at(&plan.targets, ticket);
+                    if moved == 0 {
+                        break;
+                    }
+                    ticket.shift += moved;
+                    wake += Duration::from_nanos(moved);
+                }
+                refund.ticket = None;
+                Ok(self.record_wait(operation, plan, began))
+            }
+            Decision::TooLong { start, target } => {
+                let wait = Duration::from_nanos(start - now);
+                Err(self.too_long(operation, plan.buckets[target], wait))
+            }
+            Decision::Never { target, limit } => Err(self.never(operation, plan, target, limit)),
+        }
+    }
+
+    async fn reserve_shared(&self, operation: &str, plan: &Plan) -> Result<Duration, Error> {
+        let refs = self.refs(plan);
+        let request = ReserveRequest {
+            buckets: &refs,
+            cost: plan.cost,
+            max_wait: self.inner.max_wait,
+        };
+        let store_err = |e: crate::store::StoreError| Error::Store(e.to_string());
+        let began = self.inner.clock.now();
+        match self.inner.store.reserve(request).await.map_err(store_err)? {
+            Grant::Ready { wait, .. } if wait.is_zero() => Ok(Duration::ZERO),
+            Grant::Ready { wait, mut ticket } => {
+                let mut wake = began + wait;
+                loop {
+                    tokio::time::sleep_until(wake).await;
+                    let moved = self
+                        .inner
+                        .store
+                        .moved_by(&refs, &ticket)
+                        .await
+                        .map_err(store_err)?;
+                    if moved.is_zero() {
+                        break;
+                    }
+                    ticket.shift += u64::try_from(moved.as_nanos()).unwrap_or(u64::MAX);
+                    wake += moved;
+                }
+                Ok(self.record_wait(operation, plan, began))
+            }
+            Grant::TooLong { wait, bucket } => {
+                Err(self.too_long(operation, plan.buckets[bucket], wait))
+            }
+            Grant::Never { bucket, limit } => Err(self.never(operation, plan, bucket, limit)),
+        }
+    }
+
+    fn refs<'a>(&'a self, plan: &Plan) -> Vec<BucketRef<'a>> {
+        let bucket = |&b: &usize| {
+            let bucket = &self.inner.buckets[b];
+            BucketRef {
+                key: &bucket.key,
+                limits: &bucket.limits,
+            }
+        };
+        plan.buckets.iter().map(bucket).collect()
+    }
+
+    fn record_wait(&self, operation: &str, plan: &Plan, began: Instant) -> Duration {
+        let waited = self.inner.clock.now().saturating_duration_since(began);
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        for &b in &plan.buckets {
+            let counters = &self.inner.buckets[b].counters;
+            Counters::add(&counters.throttled, 1);
+            Counters::add(&counters.throttled_nanos, nanos);
+        }
+        tracing::trace!(
+            operation,
+            wait_ms = waited.as_millis() as u64,
+            "waited for quota"
+        );
+        waited
+    }
+
+    fn too_long(&self, operation: &str, bucket: usize, wait: Duration) -> Error {
+        let bucket = self.inner.buckets[bucket].name.clone();
+        tracing::debug!(
+            operation,
+            bucket,
+            wait_ms = wait.as_millis() as u64,
+            "refused: wait above max_wait"
+        );
+        Error::RateLimited(Box::new(RateLimited {
+            operation: operation.to_owned(),
+            bucket: Some(bucket),
+            retry_after: Some(wait),
+            attempts: 0,
+            status: None,
+            reason: RateLimitReason::WaitTooLong,
+        }))
+    }
+
+    fn never(&self, operation: &str, plan: &Plan, target: usize, limit: usize) -> Error {
+        let bucket = &self.inner.buckets[plan.buckets[target]];
+        Error::NeverFits {
+            operation: operation.to_owned(),
+            cost: plan.cost,
+            bucket: bucket.name.clone(),
+            limit: bucket.limits[limit],
+        }
+    }
+
+    /// Stops every bucket of `operation` for `delay`: pending requests wait it out too.
+    ///
+    /// `slow_down` also lowers the buckets' pace a little, for a server that refused a
+    /// request our limits allowed.
+    pub async fn pause(
+        &self,
+        operation: &str,
+        delay: Duration,
+        slow_down: bool,
+    ) -> Result<(), Error> {
+        let plan = self.plan(operation);
+        tracing::info!(
+            operation,
+            delay_ms = delay.as_millis() as u64,
+            slow_down,
+            "cooldown"
+        );
+        match self.inner.store.as_memory() {
+            Some(memory) => memory.pause_at(&plan.targets, delay, slow_down),
+            None => {
+                let refs = self.refs(plan);
+                let result = self.inner.store.pause(&refs, delay, slow_down).await;
+                result.map_err(|e| Error::Store(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The delay that costs one slot of the operation's slowest bucket, used after a 429
+    /// that carried no retry time.
+    pub(crate) fn one_slot(&self, plan: &Plan) -> Duration {
+        let intervals = plan
+            .targets
+            .iter()
+            .flat_map(|t| t.limits.iter().map(|l| l.interval));
+        Duration::from_nanos(intervals.max().unwrap_or(0))
+    }
+
+    /// Takes what a response said about the operation's quota.
+    ///
+    /// A report naming a resource (`x-ratelimit-resource`) goes to the bucket of that name
+    /// when the operation uses it; otherwise to the operation's first bucket.
+    pub async fn observe(&self, operation: &str, info: &RateLimitInfo) -> Result<(), Error> {
+        if info.remaining.is_none() && info.reset_after.is_none() {
+            return Ok(());
+        }
+        let plan = self.plan(operation);
+        let by_resource = info.resource.as_deref().and_then(|resource| {
+            plan.buckets
+                .iter()
+                .position(|&b| self.inner.buckets[b].name == resource)
+        });
+        let Some(index) = by_resource.or(if plan.buckets.is_empty() {
+            None
+        } else {
+            Some(0)
+        }) else {
+            return Ok(());
+        };
+        let bucket = &self.inner.buckets[plan.buckets[index]];
+        self.remember_server(bucket, info);
+        let report = Report {
+            remaining: info.remaining,
+            reset_after: info.reset_after,
+            limit: info.limit,
+            window: info.window,
+        };
+        match self.inner.store.as_memory() {
+            Some(memory) => memory.adopt_at(&plan.targets[index], &report),
+            None => {
+                let bucket_ref = BucketRef {
+                    key: &bucket.key,
+                    limits: &bucket.limits,
+                };
+                let result = self.inner.store.adopt(bucket_ref, report).await;
+                result.map_err(|e| Error::Store(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remember_server(&self, bucket: &Bucket, info: &RateLimitInfo) {
+        let mut seen = bucket
+            .counters
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let reset_at = info.reset_after.map(|d| self.inner.clock.now() + d);
+        *seen = ServerSeen {
+            remaining: info.remaining.or(seen.remaining),
+            limit: info.limit.or(seen.limit),
+            reset_at: reset_at.or(seen.reset_at),
+        };
+    }
+
+    /// Records a successful response: recovers pace lost to earlier 429s.
+    pub(crate) async fn succeeded(&self, operation: &str) {
+        let plan = self.plan(operation);
+        match self.inner.store.as_memory() {
+            Some(memory) => memory.recover_at(&plan.targets),
+            None => {
+                for bucket in self.refs(plan) {
+                    if let Err(error) = self.inner.store.recover(bucket).await {
+                        tracing::debug!(%error, "quota store did not record a success");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts one event of `kind` in every bucket of `operation`.
+    pub(crate) fn count(&self, operation: &str, kind: Event) {
+        for &b in &self.plan(operation).buckets {
+            let c = &self.inner.buckets[b].counters;
+            let counter = match kind {
+                Event::Sent => &c.sent,
+                Event::Rejected => &c.rejected,
+                Event::Retry => &c.retries,
+                Event::Failure => &c.failures,
+            };
+            Counters::add(counter, 1);
+        }
+    }
+
+    /// A snapshot of every bucket.
+    ///
+    /// Units available are read from an in-memory store; with a shared store they are left
+    /// empty, because reading them takes a round trip.
+    pub fn usage(&self) -> Usage {
+        let memory = self.inner.store.as_memory();
+        let now = self.inner.clock.now();
+        let buckets = self.inner.buckets.iter().map(|bucket| {
+            let view = memory.map(|m| {
+                let limits = bucket.limits.iter().map(LimitParams::from).collect();
+                m.view_at(&Target {
+                    state: m.register(&bucket.key, bucket.limits.len()),
+                    limits,
+                })
+            });
+            let view = view.unwrap_or_default();
+            let seen = *bucket
+                .counters
+                .server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let c = &bucket.counters;
+            BucketUsage {
+                name: bucket.name.clone(),
+                limits: bucket.limits.clone(),
+                available: view.available,
+                blocked_for: view.blocked_for,
+                pace: f64::from(view.pace_ppm.max(1)) / 1e6,
+                server_remaining: seen.remaining,
+                server_limit: seen.limit,
+                server_reset_in: seen.reset_at.map(|at| at.saturating_duration_since(now)),
+                sent: Counters::get(&c.sent),
+                throttled: Counters::get(&c.throttled),
+                throttled_time: Duration::from_nanos(Counters::get(&c.throttled_nanos)),
+                rejected: Counters::get(&c.rejected),
+                retries: Counters::get(&c.retries),
+                failures: Counters::get(&c.failures),
+            }
+        });
+        Usage {
+            buckets: buckets.collect(),
+        }
+    }
+}
+
+/// What [`Limiter::count`] counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Event {
+    Sent,
+    Rejected,
+    Retry,
+    Failure,
+}
+
+fn make_plan(buckets: &[Bucket], store: &dyn QuotaStore, op: &OperationPolicy) -> Plan {
+    // Policies are validated when built, so every name resolves; an unknown one is skipped
+    // rather than trusted.
+    let indices: Vec<usize> = op
+        .buckets
+        .iter()
+        .filter_map(|name| buckets.iter().position(|b| &b.name == name))
+        .collect();
+    let target = |&b: &usize| {
+        let bucket: &Bucket = &buckets[b];
+        let state = store
+            .as_memory()
+            .map_or(usize::MAX, |m| m.register(&bucket.key, bucket.limits.len()));
+        Target {
+            state,
+            limits: bucket.limits.iter().map(LimitParams::from).collect(),
+        }
+    };
+    let targets: Vec<Target> = indices.iter().map(target).collect();
+    let limited = targets.iter().any(|t| !t.limits.is_empty());
+    Plan {
+        buckets: indices,
+        targets,
+        cost: op.cost,
+        limited,
+    }
+}
+
+/// Gives a reservation back when its waiter is dropped before the start.
+struct Refund<'a> {
+    memory: &'a MemoryStore,
+    plan: &'a Plan,
+    ticket: Option<Ticket>,
+}
+
+impl Drop for Refund<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.memory
+                .release_at(&self.plan.targets, u64::from(self.plan.cost), &ticket);
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! A service's rate-limit policy: named buckets, which operations spend which buckets, and
+//! the knobs around them.
+//!
+//! Generated clients embed a [`Policy`] built from the service's annotations file; users
+//! change any part of it on the client builder. A policy is checked when it is built, so a
+//! reference to an unknown bucket or a cost that can never fit fails at start-up with a
+//! message naming the rule, not at the first request.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::headers::HeaderNames;
+use crate::limit::Limit;
+use crate::retry::RetryPolicy;
+
+/// The bucket every operation without a rule of its own uses.
+pub const DEFAULT_BUCKET: &str = "default";
+
+/// Why a policy (or a client configuration) is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An operation names a bucket the policy does not define.
+    #[error("operation `{operation}` uses bucket `{bucket}`, which is not defined")]
+    UnknownBucket {
+        /// The operation.
+        operation: String,
+        /// The missing bucket.
+        bucket: String,
+    },
+    /// An operation costs nothing.
+    #[error("operation `{operation}` has cost 0; costs start at 1")]
+    ZeroCost {
+        /// The operation.
+        operation: String,
+    },
+    /// An operation's cost exceeds a limit's burst, so it could never be sent.
+    #[error(
+        "operation `{operation}` costs {cost}, above the burst of limit {limit} in bucket \
+         `{bucket}`; raise the burst or lower the cost"
+    )]
+    CostAboveBurst {
+        /// The operation.
+        operation: String,
+        /// Its cost.
+        cost: u32,
+        /// The bucket.
+        bucket: String,
+        /// The limit, as text.
+        limit: String,
+    },
+    /// A cap on requests in flight of zero.
+    #[error("max_in_flight for {scope} is 0; it must be at least 1")]
+    ZeroInFlight {
+        /// `service` or `bucket NAME`.
+        scope: String,
+    },
+    /// A limit could not be built.
+    #[error("invalid limit in bucket `{bucket}`: {source}")]
+    Limit {
+        /// The bucket.
+        bucket: String,
+        /// The broken rule.
+        source: crate::limit::LimitError,
+    },
+    /// A retry setting breaks a rule.
+    #[error("invalid retry policy: {0}")]
+    Retry(String),
+    /// A client setting is invalid (base URL, header value, TLS).
+    #[error("invalid client configuration: {0}")]
+    Client(String),
+}
+
+/// One bucket: limits enforced together, and an optional cap on requests in flight.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketPolicy {
+    /// Limits enforced together; empty means the bucket only tracks the server.
+    pub limits: Vec<Limit>,
+    /// Requests of this bucket allowed in flight at once.
+    pub max_in_flight: Option<usize>,
+}
+
+/// Which buckets an operation spends, and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationPolicy {
+    /// Buckets spent together, atomically.
+    pub buckets: Vec<String>,
+    /// Units spent in each bucket.
+    pub cost: u32,
+}
+
+impl Default for OperationPolicy {
+    fn default() -> Self {
+        Self {
+            buckets: vec![DEFAULT_BUCKET.to_owned()],
+            cost: 1,
+        }
+    }
+}
+
+/// A service's whole rate-limit policy.
+///
+/// # Examples
+///
+/// ```
+/// use polvo_runtime::{Limit, Policy};
+///
+/// let policy = Policy::builder()
+///     .bucket("default", [Limit::per_second(100)?, Limit::per_hour(5000)?])
+///     .bucket("search", [Limit::per_minute(30)?])
+///     .operation("SearchCustomers", ["default", "search"], 1)
+///     .max_in_flight(16)
+///     .build()?;
+/// assert_eq!(policy.operation("SearchCustomers").buckets, ["default", "search"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub(crate) buckets: BTreeMap<String, BucketPolicy>,
+    pub(crate) operations: BTreeMap<String, OperationPolicy>,
+    pub(crate) default_operation: OperationPolicy,
+    pub(crate) max_in_flight: Option<usize>,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) headers: HeaderNames,
+}
+
+impl Default for Policy {
+    /// No proactive limits: one unlimited `default` bucket that follows the server's
+    /// headers, and the default retry policy.
+    fn default() -> Self {
+        let mut buckets = BTreeMap::new();
+        buckets.insert(DEFAULT_BUCKET.to_owned(), BucketPolicy::default());
+        Self {
+            buckets,
+            operations: BTreeMap::new(),
+            default_operation: OperationPolicy::default(),
+            max_in_flight: None,
+            max_wait: None,
+            retry: RetryPolicy::default(),
+            headers: HeaderNames::default(),
+        }
+    }
+}
+
+impl Policy {
+    /// Starts a policy from [`Policy::default`].
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder {
+            policy: Policy::default(),
+        }
+    }
+
+    /// The rule for `operation`: its own, or the default one.
+    pub fn operation(&self, operation: &str) -> &OperationPolicy {
+        self.operations
+            .get(operation)
+            .unwrap_or(&self.default_operation)
+    }
+
+    /// The buckets, by name.
+    pub fn buckets(&self) -> &BTreeMap<String, BucketPolicy> {
+        &self.buckets
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The longest a request waits for quota before failing with a rate-limit error.
+    pub fn max_wait(&self) -> Option<Duration> {
+        self.max_wait
+    }
+
+    /// The header names the service uses.
+    pub fn headers(&self) -> &HeaderNames {
+        &self.headers
+    }
+
+    /// Turns the policy back into a builder, to change a part of it.
+    pub fn into_builder(self) -> PolicyBuilder {
+        PolicyBuilder { policy: self }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_in_flight == Some(0) {
+            return Err(ConfigError::ZeroInFlight {
+                scope: "service".into(),
+            });
+        }
+        for (name, bucket) in &self.buckets {
+            if bucket.max_in_flight == Some(0) {
+                return Err(ConfigError::ZeroInFlight {
+                    scope: format!("bucket `{name}`"),
+                });
+            }
+        }
+        let default = ("(default)".to_owned(), &self.default_operation);
+        let named = self.operations.iter().map(|(name, op)| (name.clone(), op));
+        for (name, op) in named.chain(std::iter::once(default)) {
+            self.validate_operation(&name, op)?;
+        }
+        Ok(())
+    }
+
+    fn validate_operation(&self, name: &str, op: &OperationPolicy) -> Result<(), ConfigError> {
+        if op.cost == 0 {
+            return Err(ConfigError::ZeroCost {
+                operation: name.to_owned(),
+            });
+        }
+        for bucket_name in &op.buckets {
+            let bucket =
+                self.buckets
+                    .get(bucket_name)
+                    .ok_or_else(|| ConfigError::UnknownBucket {
+                        operation: name.to_owned(),
+                        bucket: bucket_name.clone(),
+                    })?;
+            if let Some(limit) = bucket.limits.iter().find(|l| l.burst() < op.cost) {
+                return Err(ConfigError::CostAboveBurst {
+                    operation: name.to_owned(),
+                    cost: op.cost,
+                    bucket: bucket_name.clone(),
+                    limit: limit.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Policy`]; see [`Policy::builder`].
+#[derive(Debug, Clone)]
+pub struct PolicyBuilder {
+    policy: Policy,
+}
+
+impl PolicyBuilder {
+    /// Defines (or replaces the limits of) a bucket.
+    pub fn bucket(
+        mut self,
+        name: impl Into<String>,
+        limits: impl IntoIterator<Item = Limit>,
+    ) -> Self {
+        self.policy.buckets.entry(name.into()).or_default().limits = limits.into_iter().collect();
+        self
+    }
+
+    /// Caps the requests of one bucket in flight at once.
+    pub fn bucket_in_flight(mut self, name: impl Into<String>, max: usize) -> Self {
+        self.policy
+            .buckets
+            .entry(name.into())
+            .or_default()
+            .max_in_flight = Some(max);
+        self
+    }
+
+    /// Makes `operation` spend `cost` units of each of `buckets`.
+    pub fn operation<I, S>(mut self, operation: impl Into<String>, buckets: I, cost: u32) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let buckets = buckets.into_iter().map(Into::into).collect();
+        self.policy
+            .operations
+            .insert(operation.into(), OperationPolicy { buckets, cost });
+        self
+    }
+
+    /// Sets the rule for operations without one of their own.
+    pub fn default_operation<I, S>(mut self, buckets: I, cost: u32) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let buckets = buckets.into_iter().map(Into::into).collect();
+        self.policy.default_operation = OperationPolicy { buckets, cost };
+        self
+    }
+
+    /// Sets the default bucket to `per_second` requests per second, replacing its limits.
+    pub fn rate_limit(self, per_second: u32) -> Result<Self, ConfigError> {
+        let limit = Limit::per_second(per_second).map_err(|source| ConfigError::Limit {
+            bucket: DEFAULT_BUCKET.into(),
+            source,
+        })?;
+        Ok(self.bucket(DEFAULT_BUCKET, [limit]))
+    }
+
+    /// Caps the service's requests in flight at once.
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.policy.max_in_flight = Some(max);
+        self
+    }
+
+    /// Fails a request with a rate-limit error instead of waiting longer than `max_wait`.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.policy.max_wait = Some(max_wait);
+        self
+    }
+
+    /// Replaces the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.policy.retry = retry;
+        self
+    }
+
+    /// Replaces the header names read from responses.
+    pub fn headers(mut self, headers: HeaderNames) -> Self {
+        self.policy.headers = headers;
+        self
+    }
+
+    /// The policy as it stands; [`crate::ClientBuilder::build`] checks it later.
+    pub(crate) fn build_unchecked(self) -> Policy {
+        self.policy
+    }
+
+    /// Checks the policy.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first broken rule: an unknown bucket, a zero cost, a
+    /// cost above a burst or a zero in-flight cap.
+    pub fn build(self) -> Result<Policy, ConfigError> {
+        self.policy.validate()?;
+        Ok(self.policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_unknown_bucket() {
+        let err = Policy::builder()
+            .operation("Search", ["search"], 1)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "operation `Search` uses bucket `search`, which is not defined"
+        );
+    }
+
+    #[test]
+    fn rejects_cost_above_burst() {
+        let limit = Limit::per_second(10).unwrap().with_burst(2).unwrap();
+        let err = Policy::builder()
+            .bucket("default", [limit])
+            .operation("Upload", ["default"], 3)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "operation `Upload` costs 3, above the burst of limit 10/s burst 2 in bucket \
+             `default`; raise the burst or lower the cost"
+        );
+    }
+
+    #[test]
+    fn rejects_zero_cost_and_zero_in_flight() {
+        let err = Policy::builder()
+            .operation("A", ["default"], 0)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::ZeroCost {
+                operation: "A".into()
+            }
+        );
+        let err = Policy::builder()
+            .bucket_in_flight("default", 0)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "max_in_flight for bucket `default` is 0; it must be at least 1"
+        );
+    }
+
+    #[test]
+    fn rate_limit_replaces_default_bucket() {
+        let policy = Policy::builder().rate_limit(100).unwrap().build().unwrap();
+        assert_eq!(
+            policy.buckets()["default"].limits,
+            [Limit::per_second(100).unwrap()]
+        );
+    }
+}
