@@ -260,9 +260,18 @@ pub(crate) struct Target {
     pub(crate) limits: Vec<LimitParams>,
 }
 
+/// Every target of a reservation.
+pub(crate) const ALL: u64 = u64::MAX;
+
+/// Whether target `index` is in `mask` (targets past the 64th always are).
+fn in_mask(mask: u64, index: usize) -> bool {
+    index >= 64 || mask & (1 << index) != 0
+}
+
 /// Reserves `cost` units in every target bucket, or in none.
 ///
 /// `max_wait` turns a start further than that from `now` into [`Decision::TooLong`].
+#[cfg(test)]
 pub(crate) fn reserve(
     states: &mut [BucketState],
     targets: &[Target],
@@ -270,30 +279,70 @@ pub(crate) fn reserve(
     now: u64,
     max_wait: Option<u64>,
 ) -> Decision {
+    reserve_masked(states, targets, ALL, cost, now, max_wait).0
+}
+
+/// Reserves `cost` units in the targets of `mask`, or in none, and returns which targets
+/// were deferred.
+///
+/// When the start lies in the future, only the buckets that decided it are charged now.
+/// The others are left for the waiter to charge when it wakes (the returned mask): a
+/// unit charged at a future start would block every earlier slot of a faster bucket,
+/// because one TAT cannot describe a hole. `max_wait` turns a start further than that
+/// from `now` into [`Decision::TooLong`]; every refusal spends nothing.
+pub(crate) fn reserve_masked(
+    states: &mut [BucketState],
+    targets: &[Target],
+    mask: u64,
+    cost: u64,
+    now: u64,
+    max_wait: Option<u64>,
+) -> (Decision, u64) {
     let (mut start, mut decider) = (now, 0);
-    for (index, target) in targets.iter().enumerate() {
+    for (index, target) in targets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| in_mask(mask, *i))
+    {
         match states[target.state].earliest(&target.limits, cost, now) {
             Ok(earliest) if earliest > start => (start, decider) = (earliest, index),
             Ok(_) => {}
             Err(limit) => {
-                return Decision::Never {
-                    target: index,
-                    limit,
-                };
+                return (
+                    Decision::Never {
+                        target: index,
+                        limit,
+                    },
+                    0,
+                );
             }
         }
     }
     if max_wait.is_some_and(|max| start - now > max) {
-        return Decision::TooLong {
-            start,
-            target: decider,
-        };
+        return (
+            Decision::TooLong {
+                start,
+                target: decider,
+            },
+            0,
+        );
     }
 
-    for target in targets {
-        states[target.state].commit(&target.limits, cost, start);
+    let mut deferred = 0;
+    for (index, target) in targets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| in_mask(mask, *i))
+    {
+        let state = &mut states[target.state];
+        let decides = state.earliest(&target.limits, cost, now) == Ok(start);
+        if start == now || decides || index >= 64 {
+            state.commit(&target.limits, cost, start);
+        } else {
+            deferred |= 1 << index;
+        }
     }
-    Decision::Granted { start }
+    (Decision::Granted { start }, deferred)
 }
 
 #[cfg(test)]
@@ -399,6 +448,40 @@ mod tests {
             }
         );
         assert_eq!(states, before);
+    }
+
+    #[test]
+    fn a_waiting_reservation_defers_the_faster_buckets() {
+        let fast = [params(100, SEC, 1)];
+        let slow = [params(2, SEC, 1)];
+        let mut states = vec![BucketState::new(1), BucketState::new(1)];
+        let targets = [
+            Target {
+                state: 0,
+                limits: fast.to_vec(),
+            },
+            Target {
+                state: 1,
+                limits: slow.to_vec(),
+            },
+        ];
+        let first = reserve_masked(&mut states, &targets, ALL, 1, 0, None);
+        assert_eq!(first, (Decision::Granted { start: 0 }, 0));
+        let second = reserve_masked(&mut states, &targets, ALL, 1, 0, None);
+        assert_eq!(
+            second,
+            (Decision::Granted { start: SEC / 2 }, 0b01),
+            "fast bucket deferred"
+        );
+        assert_eq!(
+            states[0].tats[0],
+            SEC / 100,
+            "the fast bucket keeps its gap free"
+        );
+
+        // The waiter charges the deferred bucket when it wakes.
+        let woke = reserve_masked(&mut states, &targets, 0b01, 1, SEC / 2, None);
+        assert_eq!(woke, (Decision::Granted { start: SEC / 2 }, 0));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::clock::{Clock, TokioClock};
 use crate::error::{Error, RateLimitReason, RateLimited};
-use crate::gcra::{Decision, LimitParams, Target};
+use crate::gcra::{ALL, Decision, LimitParams, Target};
 use crate::headers::RateLimitInfo;
 use crate::limit::Limit;
 use crate::policy::{OperationPolicy, Policy};
@@ -214,7 +214,8 @@ impl Limiter {
         plan: &Plan,
     ) -> Result<Duration, Error> {
         let cost = u64::from(plan.cost);
-        let (decision, now, ticket) = memory.reserve_at(&plan.targets, cost, self.inner.max_wait);
+        let max_wait = self.inner.max_wait;
+        let (decision, now, ticket) = memory.reserve_at(&plan.targets, ALL, cost, max_wait);
         match decision {
             Decision::Granted { start } if start <= now => Ok(Duration::ZERO),
             Decision::Granted { start } => {
@@ -237,7 +238,8 @@ impl Limiter {
                     ticket.shift += moved;
                     wake += Duration::from_nanos(moved);
                 }
-                refund.ticket = None;
+                let deferred = refund.ticket.take().map_or(0, |t| t.deferred);
+                charge_deferred(memory, plan, deferred).await;
                 Ok(self.record_wait(operation, plan, began))
             }
             Decision::TooLong { start, target } => {
@@ -515,6 +517,34 @@ pub(crate) enum Event {
     Rejected,
     Retry,
     Failure,
+}
+
+/// Charges the buckets a waiting reservation deferred, waiting for them when needed.
+///
+/// Their charge is small by construction (they were not the slowest bucket), so this wait
+/// is short; it is not refunded on drop, which can only leave the limiter more careful.
+async fn charge_deferred(memory: &MemoryStore, plan: &Plan, mut deferred: u64) {
+    while deferred != 0 {
+        let (decision, now, ticket) =
+            memory.reserve_at(&plan.targets, deferred, u64::from(plan.cost), None);
+        let Decision::Granted { start } = decision else {
+            break;
+        };
+        if start > now {
+            tokio::time::sleep_until(memory.to_instant(start)).await;
+        }
+        deferred = ticket.deferred;
+    }
+}
+
+/// The buckets of `refs` whose bits are set in `mask`.
+fn deferred_of<'a>(refs: &[BucketRef<'a>], mask: u64) -> Vec<BucketRef<'a>> {
+    let set = |i: usize| i < 64 && mask & (1 << i) != 0;
+    refs.iter()
+        .enumerate()
+        .filter(|(i, _)| set(*i))
+        .map(|(_, r)| *r)
+        .collect()
 }
 
 fn make_plan(buckets: &[Bucket], store: &dyn QuotaStore, op: &OperationPolicy) -> Plan {

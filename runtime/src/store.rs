@@ -83,6 +83,9 @@ pub struct Ticket {
     pub shift: u64,
     /// Each bucket's change counter after the reservation.
     pub seqs: Vec<u64>,
+    /// Buckets (bit per index in the request) not charged yet: the waiter reserves them
+    /// when it wakes, so a slow bucket's queue does not hold idle a faster one.
+    pub deferred: u64,
 }
 
 /// What a server reported about one bucket, as delays from now.
@@ -223,16 +226,18 @@ impl MemoryStore {
     pub(crate) fn reserve_at(
         &self,
         targets: &[Target],
+        mask: u64,
         cost: u64,
         max_wait: Option<Duration>,
     ) -> (Decision, u64, Ticket) {
         let max_wait = max_wait.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let mut states = self.lock();
         let now = self.now_nanos();
-        let decision = gcra::reserve(&mut states, targets, cost, now, max_wait);
+        let (decision, deferred) =
+            gcra::reserve_masked(&mut states, targets, mask, cost, now, max_wait);
         let waits = matches!(decision, Decision::Granted { start } if start > now);
         let ticket = if waits {
-            ticket_of(&states, targets)
+            ticket_of(&states, targets, deferred)
         } else {
             Ticket::default()
         };
@@ -241,12 +246,14 @@ impl MemoryStore {
 
     pub(crate) fn release_at(&self, targets: &[Target], cost: u64, ticket: &Ticket) {
         let mut states = self.lock();
-        let unchanged = targets
-            .iter()
-            .zip(&ticket.seqs)
-            .all(|(t, &seq)| states[t.state].seq == seq);
-        if unchanged {
-            for (target, &seq) in targets.iter().zip(&ticket.seqs) {
+        let charged = || {
+            let pairs = targets.iter().zip(&ticket.seqs).enumerate();
+            pairs
+                .filter(|(i, _)| *i >= 64 || ticket.deferred & (1 << i) == 0)
+                .map(|(_, p)| p)
+        };
+        if charged().all(|(t, &seq)| states[t.state].seq == seq) {
+            for (target, &seq) in charged() {
                 states[target.state].refund(&target.limits, cost, seq);
             }
         }
@@ -309,10 +316,11 @@ impl MemoryStore {
     }
 }
 
-fn ticket_of(states: &[BucketState], targets: &[Target]) -> Ticket {
+fn ticket_of(states: &[BucketState], targets: &[Target], deferred: u64) -> Ticket {
     Ticket {
         shift: targets.iter().map(|t| states[t.state].shift_total).sum(),
         seqs: targets.iter().map(|t| states[t.state].seq).collect(),
+        deferred,
     }
 }
 
@@ -323,8 +331,12 @@ fn ready<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
 impl QuotaStore for MemoryStore {
     fn reserve<'a>(&'a self, request: ReserveRequest<'a>) -> StoreFuture<'a, Grant> {
         let targets = self.targets(request.buckets);
-        let (decision, now, ticket) =
-            self.reserve_at(&targets, u64::from(request.cost), request.max_wait);
+        let (decision, now, ticket) = self.reserve_at(
+            &targets,
+            gcra::ALL,
+            u64::from(request.cost),
+            request.max_wait,
+        );
         let grant = match decision {
             Decision::Granted { start } => Grant::Ready {
                 wait: Duration::from_nanos(start - now),
