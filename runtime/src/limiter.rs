@@ -257,26 +257,19 @@ impl Limiter {
             cost: plan.cost,
             max_wait: self.inner.max_wait,
         };
-        let store_err = |e: crate::store::StoreError| Error::Store(e.to_string());
         let began = self.inner.clock.now();
-        match self.inner.store.reserve(request).await.map_err(store_err)? {
+        match self
+            .inner
+            .store
+            .reserve(request)
+            .await
+            .map_err(store_error)?
+        {
             Grant::Ready { wait, .. } if wait.is_zero() => Ok(Duration::ZERO),
-            Grant::Ready { wait, mut ticket } => {
-                let mut wake = began + wait;
-                loop {
-                    tokio::time::sleep_until(wake).await;
-                    let moved = self
-                        .inner
-                        .store
-                        .moved_by(&refs, &ticket)
-                        .await
-                        .map_err(store_err)?;
-                    if moved.is_zero() {
-                        break;
-                    }
-                    ticket.shift += u64::try_from(moved.as_nanos()).unwrap_or(u64::MAX);
-                    wake += moved;
-                }
+            Grant::Ready { wait, ticket } => {
+                let deferred = self.wait_moved(&refs, ticket, began + wait).await?;
+                self.charge_deferred_shared(deferred_of(&refs, deferred), plan.cost)
+                    .await?;
                 Ok(self.record_wait(operation, plan, began))
             }
             Grant::TooLong { wait, bucket } => {
@@ -284,6 +277,59 @@ impl Limiter {
             }
             Grant::Never { bucket, limit } => Err(self.never(operation, plan, bucket, limit)),
         }
+    }
+
+    /// Sleeps until `wake`, and again for as long as pauses moved the reservation.
+    /// Returns the buckets still to charge.
+    async fn wait_moved(
+        &self,
+        refs: &[BucketRef<'_>],
+        mut ticket: Ticket,
+        mut wake: Instant,
+    ) -> Result<u64, Error> {
+        loop {
+            tokio::time::sleep_until(wake).await;
+            let moved = self
+                .inner
+                .store
+                .moved_by(refs, &ticket)
+                .await
+                .map_err(store_error)?;
+            if moved.is_zero() {
+                return Ok(ticket.deferred);
+            }
+            ticket.shift += u64::try_from(moved.as_nanos()).unwrap_or(u64::MAX);
+            wake += moved;
+        }
+    }
+
+    /// The shared-store form of [`charge_deferred`].
+    async fn charge_deferred_shared(
+        &self,
+        mut pending: Vec<BucketRef<'_>>,
+        cost: u32,
+    ) -> Result<(), Error> {
+        while !pending.is_empty() {
+            let request = ReserveRequest {
+                buckets: &pending,
+                cost,
+                max_wait: None,
+            };
+            match self
+                .inner
+                .store
+                .reserve(request)
+                .await
+                .map_err(store_error)?
+            {
+                Grant::Ready { wait, ticket } => {
+                    tokio::time::sleep(wait).await;
+                    pending = deferred_of(&pending, ticket.deferred);
+                }
+                Grant::TooLong { .. } | Grant::Never { .. } => break,
+            }
+        }
+        Ok(())
     }
 
     fn refs<'a>(&'a self, plan: &Plan) -> Vec<BucketRef<'a>> {
@@ -535,6 +581,10 @@ async fn charge_deferred(memory: &MemoryStore, plan: &Plan, mut deferred: u64) {
         }
         deferred = ticket.deferred;
     }
+}
+
+fn store_error(error: crate::store::StoreError) -> Error {
+    Error::Store(error.to_string())
 }
 
 /// The buckets of `refs` whose bits are set in `mask`.
