@@ -1,0 +1,320 @@
+//! Throttling against a real server on 127.0.0.1: cooldowns after a 429, the server's
+//! remaining and reset headers, concurrent requests during a cooldown, `max_wait` and
+//! pacing.
+//!
+//! Every test runs on tokio's paused clock; the server stamps each request with tokio's
+//! `Instant`, so the delays asserted here are exact and no test sleeps for real.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use common::{
+    Reply, SLACK, TestResult, TestServer, assert_delay, client_for, get, limited, ms, secs,
+};
+use polvo_runtime::{Error, Limit, Policy, RateLimitReason, RetryPolicy, TokioClock};
+use tokio::task::JoinSet;
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_in_seconds_delays_the_retry() -> TestResult {
+    let server = TestServer::builder()
+        .reply(Reply::status(429).retry_after(2))
+        .start()
+        .await?;
+    let client = client_for(&server, Policy::default()).build()?;
+
+    let response = client.execute(get()).await?;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.attempts(), 2);
+    assert_eq!(server.statuses(), [429, 200]);
+    assert_delay(server.gaps()[0], secs(2));
+    let usage = &client.usage().buckets[0];
+    assert_eq!(
+        (usage.sent, usage.rejected, usage.retries, usage.throttled),
+        (2, 1, 1, 1)
+    );
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_as_http_date_delays_the_retry() -> TestResult {
+    // The client's wall clock reads exactly 1_700_000_000 s after the epoch, which is
+    // Tue, 14 Nov 2023 22:13:20 GMT; the server asks for three seconds later.
+    let clock = TokioClock::with_wall(UNIX_EPOCH + secs(1_700_000_000));
+    let server = TestServer::builder()
+        .reply(
+            Reply::status(429)
+                .header("retry-after", "Tue, 14 Nov 2023 22:13:23 GMT")
+                .cooldown(secs(3)),
+        )
+        .start()
+        .await?;
+    let client = client_for(&server, Policy::default())
+        .clock(Arc::new(clock))
+        .build()?;
+
+    let response = client.execute(get()).await?;
+
+    assert_eq!(response.attempts(), 2);
+    assert_eq!(server.statuses(), [429, 200]);
+    assert_delay(server.gaps()[0], secs(3));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn bare_429_on_a_limited_bucket_costs_about_one_slot() -> TestResult {
+    let interval = ms(100);
+    let server = TestServer::builder()
+        .reply(Reply::status(429))
+        .start()
+        .await?;
+    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+
+    let response = client.execute(get()).await?;
+
+    assert_eq!(response.attempts(), 2);
+    assert_eq!(server.statuses(), [429, 200]);
+    // The retry takes a slot of the bucket (its next one, or the one after the one-slot
+    // cooldown), never sooner than the limit allows and far from a one-second backoff.
+    let gap = server.gaps()[0];
+    assert!(
+        gap >= interval && gap <= 2 * interval + SLACK,
+        "retry came {gap:?} after the 429"
+    );
+    let usage = &client.usage().buckets[0];
+    assert!(
+        usage.pace < 1.0,
+        "a 429 our limit allowed slows the bucket down"
+    );
+    assert_eq!(usage.rejected, 1);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn bare_429_without_limits_backs_off_under_the_ceiling() -> TestResult {
+    let server = TestServer::builder()
+        .reply(Reply::status(429))
+        .reply(Reply::status(429))
+        .reply(Reply::status(429))
+        .start()
+        .await?;
+    let retry = RetryPolicy::builder().backoff(ms(300), ms(500)).build()?;
+    let client = client_for(&server, Policy::default())
+        .retry(retry)
+        .build()?;
+
+    let response = client.execute(get()).await?;
+
+    assert_eq!(response.attempts(), 4);
+    assert_eq!(server.statuses(), [429, 429, 429, 200]);
+    // Full jitter under 300 ms, then 600 ms capped at 500 ms, twice.
+    let ceilings = [ms(300), ms(500), ms(500)];
+    for (gap, ceiling) in server.gaps().into_iter().zip(ceilings) {
+        assert!(gap <= ceiling + SLACK, "backoff {gap:?} above {ceiling:?}");
+    }
+    let usage = &client.usage().buckets[0];
+    assert_eq!(
+        usage.blocked_for,
+        Duration::ZERO,
+        "no cooldown without a retry time"
+    );
+    assert_eq!((usage.rejected, usage.retries), (3, 3));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn exhausted_quota_waits_for_the_reset() -> TestResult {
+    let server = TestServer::builder()
+        .reply(
+            Reply::ok()
+                .header("x-ratelimit-limit", 100)
+                .header("x-ratelimit-remaining", 0)
+                .header("x-ratelimit-reset", 3)
+                .cooldown(secs(3)),
+        )
+        .start()
+        .await?;
+    let client = client_for(&server, Policy::default()).build()?;
+
+    client.execute(get()).await?;
+    let usage = &client.usage().buckets[0];
+    assert_eq!(usage.server_remaining, Some(0));
+    assert_eq!(usage.server_limit, Some(100));
+    assert_eq!(usage.server_reset_in, Some(secs(3)));
+    assert_eq!(usage.blocked_for, secs(3));
+
+    let response = client.execute(get()).await?;
+
+    assert_eq!(response.attempts(), 1);
+    assert_eq!(server.statuses(), [200, 200]);
+    assert_delay(server.gaps()[0], secs(3));
+    assert_eq!(client.usage().buckets[0].throttled, 1);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_remaining_below_local_belief_is_adopted() -> TestResult {
+    // Locally 10 are available at once; the server says 2 are left after the first.
+    let server = TestServer::builder()
+        .reply(
+            Reply::ok()
+                .header("x-ratelimit-limit", 10)
+                .header("x-ratelimit-remaining", 2)
+                .header("x-ratelimit-reset", 1),
+        )
+        .start()
+        .await?;
+    let limit = Limit::per_second(10)?.with_burst(10)?;
+    let client = client_for(&server, limited(limit)?).build()?;
+
+    client.execute(get()).await?;
+    let usage = &client.usage().buckets[0];
+    assert_eq!(usage.server_remaining, Some(2));
+    assert_eq!(usage.available, [2]);
+
+    for _ in 0..3 {
+        client.execute(get()).await?;
+    }
+
+    // Two go at once, the third waits for the next unit at the configured rate.
+    let offsets = server.offsets();
+    assert_eq!(offsets[..3], [Duration::ZERO; 3]);
+    assert_delay(offsets[3], ms(100));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn quota_spent_elsewhere_causes_no_429() -> TestResult {
+    // The server allows 5 per second and other processes already spent 3 of this window;
+    // locally the bucket believes all 5 are free. Without header tracking the client
+    // would send 5 at once and earn 3 refusals.
+    let server = TestServer::builder().window(5, secs(1), 3).start().await?;
+    let limit = Limit::per_second(5)?.with_burst(5)?;
+    let client = client_for(&server, limited(limit)?).build()?;
+
+    for _ in 0..12 {
+        let response = client.execute(get()).await?;
+        assert_eq!(response.attempts(), 1);
+    }
+
+    assert_eq!(server.received(), 12);
+    assert_eq!(server.rejected(), 0);
+    assert_eq!(client.usage().buckets[0].rejected, 0);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_requests_wait_out_a_cooldown() -> TestResult {
+    let interval = ms(100);
+    let server = TestServer::builder()
+        .reply(Reply::status(429).retry_after(1))
+        .start()
+        .await?;
+    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+
+    let mut tasks = JoinSet::new();
+    for _ in 0..5 {
+        let client = client.clone();
+        tasks.spawn(async move { client.execute(get()).await });
+    }
+    let mut attempts = 0;
+    while let Some(result) = tasks.join_next().await {
+        attempts += result??.attempts();
+    }
+
+    // One 429, and every other request waited for the cooldown instead of earning its own.
+    assert_eq!(attempts, 6);
+    assert_eq!(server.received(), 6);
+    assert_eq!(server.rejected(), 1);
+    assert_eq!(server.statuses()[0], 429);
+    let offsets = server.offsets();
+    assert!(offsets[1..].iter().all(|&at| at >= secs(1)), "{offsets:?}");
+    for gap in server.gaps() {
+        assert!(gap >= interval, "the limit still spaces requests: {gap:?}");
+    }
+    assert!(offsets[5] <= secs(1) + 5 * interval + SLACK, "{offsets:?}");
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_waiting_for_a_slot_in_flight_wait_out_a_cooldown() -> TestResult {
+    let server = TestServer::builder()
+        .reply(Reply::status(429).retry_after(1))
+        .start()
+        .await?;
+    let client = client_for(&server, Policy::default())
+        .max_in_flight(1)
+        .build()?;
+
+    let mut tasks = JoinSet::new();
+    for _ in 0..4 {
+        let client = client.clone();
+        tasks.spawn(async move { client.execute(get()).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+
+    assert_eq!(server.received(), 5);
+    assert_eq!(server.rejected(), 1);
+    let offsets = server.offsets();
+    assert!(offsets[1..].iter().all(|&at| at >= secs(1)), "{offsets:?}");
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_wait_refuses_at_once_with_the_exact_wait() -> TestResult {
+    let server = TestServer::builder().start().await?;
+    let client = client_for(&server, limited(Limit::per_second(1)?)?)
+        .max_wait(ms(100))
+        .build()?;
+
+    client.execute(get()).await?;
+    let error = client
+        .execute(get())
+        .await
+        .expect_err("the second request would wait a second");
+
+    let Error::RateLimited(limited) = &error else {
+        panic!("expected a rate-limit error, got {error:?}");
+    };
+    assert_eq!(limited.reason, RateLimitReason::WaitTooLong);
+    assert_eq!(limited.retry_after(), Some(secs(1)));
+    assert_eq!(limited.attempts, 0);
+    assert_eq!(limited.bucket.as_deref(), Some("default"));
+    assert_eq!(limited.status, None);
+    assert!(error.is_rate_limited());
+    assert_eq!(server.received(), 1);
+
+    // Nothing was spent by the refusal: after the second, the next request goes at once.
+    tokio::time::advance(secs(1)).await;
+    let response = client.execute(get()).await?;
+    assert_eq!(response.attempts(), 1);
+    assert_eq!(server.received(), 2);
+    assert_delay(server.gaps()[0], secs(1));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn pacing_keeps_the_configured_rate() -> TestResult {
+    let interval = ms(20);
+    let server = TestServer::builder().start().await?;
+    let client = client_for(&server, limited(Limit::per_second(50)?)?).build()?;
+
+    for _ in 0..20 {
+        client.execute(get()).await?;
+    }
+
+    assert_eq!(server.received(), 20);
+    for gap in server.gaps() {
+        assert!(gap >= interval, "requests {gap:?} apart");
+    }
+    let total = server.offsets()[19];
+    assert!(
+        total >= 19 * interval && total < 20 * interval,
+        "20 requests took {total:?}"
+    );
+    Ok(())
+}
