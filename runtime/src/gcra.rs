@@ -298,15 +298,23 @@ pub(crate) fn reserve_masked(
     now: u64,
     max_wait: Option<u64>,
 ) -> (Decision, u64) {
+    // Earliest starts of the first targets are kept for the commit pass; plans rarely
+    // have more than a few buckets, and the rest are computed again.
+    let mut earliest = [0u64; 8];
     let (mut start, mut decider) = (now, 0);
-    for (index, target) in targets
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| in_mask(mask, *i))
-    {
+    for (index, target) in targets.iter().enumerate() {
+        if !in_mask(mask, index) {
+            continue;
+        }
         match states[target.state].earliest(&target.limits, cost, now) {
-            Ok(earliest) if earliest > start => (start, decider) = (earliest, index),
-            Ok(_) => {}
+            Ok(at) => {
+                if let Some(slot) = earliest.get_mut(index) {
+                    *slot = at;
+                }
+                if at > start {
+                    (start, decider) = (at, index);
+                }
+            }
             Err(limit) => {
                 return (
                     Decision::Never {
@@ -329,14 +337,16 @@ pub(crate) fn reserve_masked(
     }
 
     let mut deferred = 0;
-    for (index, target) in targets
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| in_mask(mask, *i))
-    {
+    for (index, target) in targets.iter().enumerate() {
+        if !in_mask(mask, index) {
+            continue;
+        }
         let state = &mut states[target.state];
-        let decides = state.earliest(&target.limits, cost, now) == Ok(start);
-        if start == now || decides || index >= 64 {
+        let at = match earliest.get(index) {
+            Some(at) => *at,
+            None => state.earliest(&target.limits, cost, now).unwrap_or(start),
+        };
+        if start == now || at == start || index >= 64 {
             state.commit(&target.limits, cost, start);
         } else {
             deferred |= 1 << index;

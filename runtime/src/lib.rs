@@ -50,7 +50,7 @@ mod store;
 mod usage;
 
 pub use client::{Auth, Client, ClientBuilder, Response, Secret};
-pub use clock::{Clock, TokioClock};
+pub use clock::{Clock, StdClock, TokioClock};
 pub use error::{ApiError, DecodeError, Error, RateLimitReason, RateLimited};
 pub use headers::{HeaderNames, RateLimitInfo, ResetKind};
 pub use limit::{Limit, LimitError};

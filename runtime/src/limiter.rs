@@ -8,6 +8,7 @@
 //! can only make the limiter more careful, never less.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,7 +53,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     store: Arc<dyn QuotaStore>,
     buckets: Vec<Bucket>,
-    plans: HashMap<String, Plan>,
+    plans: HashMap<String, Plan, BuildHasherDefault<Fnv>>,
     default_plan: Plan,
     service_slots: Option<Arc<Semaphore>>,
     max_wait: Option<Duration>,
@@ -74,6 +75,8 @@ pub(crate) struct Plan {
     targets: Vec<Target>,
     cost: u32,
     limited: bool,
+    /// Whether any cap on requests in flight applies.
+    capped: bool,
 }
 
 impl Plan {
@@ -133,7 +136,8 @@ impl Limiter {
                 counters: Counters::default(),
             })
             .collect();
-        let plan = |op: &OperationPolicy| make_plan(&buckets, store.as_ref(), op);
+        let capped = policy.max_in_flight.is_some();
+        let plan = |op: &OperationPolicy| make_plan(&buckets, store.as_ref(), capped, op);
         let plans = policy
             .operations
             .iter()
@@ -163,8 +167,27 @@ impl Limiter {
     /// [`Error::Store`] when a shared store fails.
     pub async fn acquire(&self, operation: &str) -> Result<Permit, Error> {
         let plan = self.plan(operation);
-        let slots = self.take_slots(plan).await;
-        let waited = self.reserve(operation, plan).await?;
+        let slots = if plan.capped {
+            self.take_slots(plan).await
+        } else {
+            Vec::new()
+        };
+        let waited = match self.inner.store.as_memory() {
+            Some(memory) => {
+                let cost = u64::from(plan.cost);
+                let max_wait = self.inner.max_wait;
+                let (decision, now, ticket) = memory.reserve_at(&plan.targets, ALL, cost, max_wait);
+                match decision {
+                    // The common case stays out of the waiting machinery altogether.
+                    Decision::Granted { start } if start <= now => Duration::ZERO,
+                    _ => {
+                        self.wait_memory(memory, operation, plan, (decision, now, ticket))
+                            .await?
+                    }
+                }
+            }
+            None => self.reserve_shared(operation, plan).await?,
+        };
         Ok(Permit {
             _slots: slots,
             waited,
@@ -200,22 +223,14 @@ impl Limiter {
         slots
     }
 
-    async fn reserve(&self, operation: &str, plan: &Plan) -> Result<Duration, Error> {
-        match self.inner.store.as_memory() {
-            Some(memory) => self.reserve_memory(memory, operation, plan).await,
-            None => self.reserve_shared(operation, plan).await,
-        }
-    }
-
-    async fn reserve_memory(
+    /// Waits out (or refuses) a reservation the in-memory store answered.
+    async fn wait_memory(
         &self,
         memory: &MemoryStore,
         operation: &str,
         plan: &Plan,
+        (decision, now, ticket): (Decision, u64, Ticket),
     ) -> Result<Duration, Error> {
-        let cost = u64::from(plan.cost);
-        let max_wait = self.inner.max_wait;
-        let (decision, now, ticket) = memory.reserve_at(&plan.targets, ALL, cost, max_wait);
         match decision {
             Decision::Granted { start } if start <= now => Ok(Duration::ZERO),
             Decision::Granted { start } => {
@@ -556,6 +571,29 @@ impl Limiter {
     }
 }
 
+/// FNV-1a: operation ids are short, trusted strings, and SipHash's flood resistance would
+/// cost more than the rest of an uncontended acquire.
+#[derive(Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// What [`Limiter::count`] counts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Event {
@@ -597,7 +635,12 @@ fn deferred_of<'a>(refs: &[BucketRef<'a>], mask: u64) -> Vec<BucketRef<'a>> {
         .collect()
 }
 
-fn make_plan(buckets: &[Bucket], store: &dyn QuotaStore, op: &OperationPolicy) -> Plan {
+fn make_plan(
+    buckets: &[Bucket],
+    store: &dyn QuotaStore,
+    service_capped: bool,
+    op: &OperationPolicy,
+) -> Plan {
     // Policies are validated when built, so every name resolves; an unknown one is skipped
     // rather than trusted.
     let indices: Vec<usize> = op
@@ -617,11 +660,13 @@ fn make_plan(buckets: &[Bucket], store: &dyn QuotaStore, op: &OperationPolicy) -
     };
     let targets: Vec<Target> = indices.iter().map(target).collect();
     let limited = targets.iter().any(|t| !t.limits.is_empty());
+    let capped = service_capped || indices.iter().any(|&b| buckets[b].slots.is_some());
     Plan {
         buckets: indices,
         targets,
         cost: op.cost,
         limited,
+        capped,
     }
 }
 

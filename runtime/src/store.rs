@@ -231,8 +231,10 @@ impl MemoryStore {
         max_wait: Option<Duration>,
     ) -> (Decision, u64, Ticket) {
         let max_wait = max_wait.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        let mut states = self.lock();
+        // Read the clock before taking the lock, to keep the critical section short. A
+        // `now` read a few nanoseconds early is the same as a request arriving then.
         let now = self.now_nanos();
+        let mut states = self.lock();
         let (decision, deferred) =
             gcra::reserve_masked(&mut states, targets, mask, cost, now, max_wait);
         let waits = matches!(decision, Decision::Granted { start } if start > now);

@@ -1,6 +1,9 @@
 //! The limiter's timing behaviour, on tokio's paused clock.
 
-#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

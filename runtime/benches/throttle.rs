@@ -1,0 +1,193 @@
+//! Throttle accuracy: requests through the transport to a local server that enforces R
+//! per second itself, strictly, beside governor gating the same requests.
+//!
+//! The server runs GCRA with an emission interval of 1/R and a tolerance of either one
+//! request or none, on the real clock, and answers excess with 429 (no Retry-After, so
+//! the client's own pacing is what is measured). Every request is retried until it
+//! succeeds, so both clients do the same work; the figures are the achieved rate of
+//! successes against R and the 429s received.
+//!
+//! Size with `POLVO_BENCH_REQUESTS` (default 5000) and `POLVO_BENCH_RATE` (default 500).
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use governor::{Quota, RateLimiter};
+use polvo_runtime::{Client, Limit, Method, Policy, Request, RetryPolicy};
+
+/// Requests in flight at once, in both clients: far more than the rate needs.
+const CONCURRENCY: usize = 32;
+
+/// A strict GCRA on the server side.
+struct Gate {
+    interval: Duration,
+    tolerance: Duration,
+    tat: Mutex<Option<Instant>>,
+    ok: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Gate {
+    fn admit(&self) -> bool {
+        let now = Instant::now();
+        let mut tat = self.tat.lock().expect("gate lock");
+        let current = tat.unwrap_or(now).max(now);
+        if current.duration_since(now) > self.tolerance {
+            return false;
+        }
+        *tat = Some(current + self.interval);
+        true
+    }
+}
+
+async fn handle(State(gate): State<Arc<Gate>>) -> StatusCode {
+    if gate.admit() {
+        gate.ok.fetch_add(1, Ordering::Relaxed);
+        StatusCode::OK
+    } else {
+        gate.rejected.fetch_add(1, Ordering::Relaxed);
+        StatusCode::TOO_MANY_REQUESTS
+    }
+}
+
+async fn serve(rate: u32, tolerance: u32) -> (String, Arc<Gate>) {
+    let interval = Duration::from_secs(1) / rate;
+    let gate = Arc::new(Gate {
+        interval,
+        tolerance: interval * tolerance,
+        tat: Mutex::new(None),
+        ok: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
+    });
+    let app = axum::Router::new()
+        .route("/item", axum::routing::post(handle))
+        .with_state(gate.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, gate)
+}
+
+struct Outcome {
+    elapsed: Duration,
+    rejected: u64,
+}
+
+async fn run_polvo(url: &str, rate: u32, requests: usize) -> Outcome {
+    let policy = Policy::builder()
+        .bucket("default", [Limit::per_second(rate).expect("limit")])
+        .retry(
+            RetryPolicy::builder()
+                .max_attempts(50)
+                .idempotency_header("idempotency-key")
+                .budget(None)
+                .build()
+                .expect("retry policy"),
+        )
+        .build()
+        .expect("policy");
+    let client = Client::builder("bench", policy)
+        .base_url(url)
+        .build()
+        .expect("client");
+    let start = Instant::now();
+    let results: Vec<_> = futures_util::stream::iter(0..requests)
+        .map(|_| client.execute(Request::new(Method::POST, "/item", "update")))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    assert!(
+        results.iter().all(Result::is_ok),
+        "every request ends in a success"
+    );
+    let rejected = client.usage().buckets.iter().map(|b| b.rejected).sum();
+    Outcome { elapsed, rejected }
+}
+
+async fn run_governor(url: &str, rate: u32, requests: usize) -> Outcome {
+    let quota = Quota::per_second(NonZeroU32::new(rate).expect("rate above zero"));
+    let limiter = Arc::new(RateLimiter::direct(quota));
+    let http = reqwest::Client::new();
+    let rejected = Arc::new(AtomicU64::new(0));
+    let target = format!("{url}/item");
+    let start = Instant::now();
+    futures_util::stream::iter(0..requests)
+        .map(|_| {
+            let (limiter, http, rejected, target) = (
+                limiter.clone(),
+                http.clone(),
+                rejected.clone(),
+                target.clone(),
+            );
+            async move {
+                loop {
+                    limiter.until_ready().await;
+                    let status = http.post(&target).send().await.expect("send").status();
+                    if status.is_success() {
+                        break;
+                    }
+                    rejected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+    Outcome {
+        elapsed: start.elapsed(),
+        rejected: rejected.load(Ordering::Relaxed),
+    }
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+fn main() {
+    let requests = env_or("POLVO_BENCH_REQUESTS", 5000) as usize;
+    let rate = env_or("POLVO_BENCH_RATE", 500) as u32;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    println!("throttle accuracy: {requests} requests, server enforcing {rate}/s strictly");
+    println!(
+        "{:<10} {:>10} {:>10} {:>12} {:>8}",
+        "client", "tolerance", "elapsed", "rate / R", "429s"
+    );
+    rt.block_on(async {
+        for tolerance in [1, 0] {
+            for client in ["polvo", "governor"] {
+                let (url, gate) = serve(rate, tolerance).await;
+                let outcome = match client {
+                    "polvo" => run_polvo(&url, rate, requests).await,
+                    _ => run_governor(&url, rate, requests).await,
+                };
+                let achieved = requests as f64 / outcome.elapsed.as_secs_f64();
+                let ideal_first = (requests - 1) as f64 / f64::from(rate);
+                // The first request needs no wait, so n requests span n - 1 intervals.
+                let ratio = ideal_first / outcome.elapsed.as_secs_f64();
+                assert_eq!(gate.ok.load(Ordering::Relaxed), requests as u64);
+                println!(
+                    "{client:<10} {tolerance:>10} {:>9.2}s {:>11.2}% {:>8}   ({achieved:.1}/s)",
+                    outcome.elapsed.as_secs_f64(),
+                    ratio * 100.0,
+                    outcome.rejected
+                );
+            }
+        }
+    });
+}
