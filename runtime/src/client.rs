@@ -331,15 +331,20 @@ impl Client {
             budget.deposit();
         }
         let mut attempt = 0;
+        let mut last_status = None;
         loop {
             attempt += 1;
-            let permit = limiter.acquire(operation).await?;
+            let permit = match limiter.acquire(operation).await {
+                Ok(permit) => permit,
+                Err(error) => return Err(after_attempts(error, attempt - 1, last_status)),
+            };
             limiter.count(operation, Event::Sent);
             let outcome = self.attempt(request, url, key).await;
             drop(permit);
 
             let decision = match outcome {
                 Ok(response) => {
+                    last_status = Some(response.status);
                     let info = self.observe(operation, &response).await;
                     if response.status.is_success() {
                         limiter.succeeded(operation).await;
@@ -401,24 +406,25 @@ impl Client {
         if too_many {
             limiter.count(operation, Event::Rejected);
         }
+        // A 429 with an exhausted window and no Retry-After (GitHub's primary limit) asks
+        // for the window's reset.
+        let asked = info
+            .retry_after
+            .or(info.reset_after.filter(|_| too_many && info.is_exhausted()));
         // Pause the buckets first, even when this request will not be retried, so other
-        // requests in flight wait instead of earning their own 429s.
-        if let Some(delay) = info.retry_after {
+        // requests in flight wait instead of earning their own 429s. A bare 429 on a
+        // limited bucket only lowers the pace: its retry takes the next slot.
+        if let Some(delay) = asked {
             limiter.pause(operation, delay, false).await?;
         } else if too_many && plan_limited {
-            limiter
-                .pause(operation, limiter.one_slot(limiter.plan(operation)), true)
-                .await?;
+            limiter.pause(operation, Duration::ZERO, true).await?;
         }
 
         let hint = self.hint(&response.headers);
         let safe = retry.is_idempotent(&request.method) || keyed;
         let reason = if hint == Some(false) || (hint.is_none() && !safe) {
             Some(RateLimitReason::NotRetryable)
-        } else if info
-            .retry_after
-            .is_some_and(|d| d > retry.max_retry_after())
-        {
+        } else if asked.is_some_and(|d| d > retry.max_retry_after()) {
             Some(RateLimitReason::RetryAfterTooLong)
         } else if attempt >= retry.max_attempts() {
             Some(RateLimitReason::AttemptsExhausted)
@@ -430,7 +436,7 @@ impl Client {
         let Some(reason) = reason else {
             // A server-asked delay is already a cooldown in the limiter, and a 429 on a
             // limited bucket takes the next slot; anything else backs off.
-            let paced = info.retry_after.is_some() || (too_many && plan_limited);
+            let paced = asked.is_some() || (too_many && plan_limited);
             return Ok(Step::Retry((!paced).then(|| retry.backoff(attempt))));
         };
         tracing::info!(
@@ -449,7 +455,7 @@ impl Client {
         Err(Error::RateLimited(Box::new(RateLimited {
             operation: operation.to_owned(),
             bucket: None,
-            retry_after: info.retry_after,
+            retry_after: asked,
             attempts: attempt,
             status: Some(status),
             reason,
@@ -498,8 +504,12 @@ impl Client {
         key: Option<&HeaderValue>,
     ) -> Result<Response, Error> {
         let mut builder = self.inner.http.request(request.method.clone(), url.clone());
+        let key_header = self.inner.policy.retry().idempotency_header();
         for (name, value) in &request.headers {
-            builder = builder.header(name, value);
+            // The idempotency key, the caller's or ours, is added once below.
+            if Some(name) != key_header {
+                builder = builder.header(name, value);
+            }
         }
         if let Some(accept) = request.accept {
             builder = builder.header(ACCEPT, accept);
@@ -578,12 +588,29 @@ impl Client {
 
     fn idempotency_key(&self, request: &Request) -> Option<HeaderValue> {
         let retry = self.inner.policy.retry();
-        retry.idempotency_header()?;
+        let header = retry.idempotency_header()?;
+        // A key the caller chose is the one to send, on every attempt.
+        if let Some((_, value)) = request.headers.iter().find(|(name, _)| name == header) {
+            return Some(value.clone());
+        }
         if retry.is_idempotent(&request.method) {
             return None;
         }
         let key = format!("polvo-{:032x}", rand::random::<u128>());
         HeaderValue::from_str(&key).ok()
+    }
+}
+
+/// Completes a limiter refusal that came before a retry with what the earlier attempts
+/// saw, so the error tells that the server was reached.
+fn after_attempts(error: Error, attempts: u32, status: Option<StatusCode>) -> Error {
+    match error {
+        Error::RateLimited(mut limited) if attempts > 0 => {
+            limited.attempts = attempts;
+            limited.status = limited.status.or(status);
+            Error::RateLimited(limited)
+        }
+        other => other,
     }
 }
 

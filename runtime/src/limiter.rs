@@ -430,16 +430,6 @@ impl Limiter {
         Ok(())
     }
 
-    /// The delay that costs one slot of the operation's slowest bucket, used after a 429
-    /// that carried no retry time.
-    pub(crate) fn one_slot(&self, plan: &Plan) -> Duration {
-        let intervals = plan
-            .targets
-            .iter()
-            .flat_map(|t| t.limits.iter().map(|l| l.interval));
-        Duration::from_nanos(intervals.max().unwrap_or(0))
-    }
-
     /// Takes what a response said about the operation's quota.
     ///
     /// A report naming a resource (`x-ratelimit-resource`) goes to the bucket of that name
