@@ -19,10 +19,13 @@ use crate::limit::Limit;
 pub(crate) const FULL_PACE: u32 = 1_000_000;
 /// The lowest pace repeated 429s can push a bucket to.
 const MIN_PACE: u32 = 500_000;
-/// Each 429 that carries no retry time lowers the pace by 2 %.
+/// Each repeated 429 that carries no retry time lowers the pace by 2 %.
 const PACE_CUT_PPM: u64 = 20_000;
-/// Each success recovers 0.005 % of the configured rate: 2 % takes 400 successes.
-const PACE_RECOVERY: u32 = 50;
+/// A 429 counts as repeated when fewer successes than this came since the previous one;
+/// a lone 429 (a jittery send) costs its slot but leaves the pace alone.
+const REPEAT_WITHIN: u32 = 200;
+/// Each success after that many recovers 0.01 % of the configured rate: 2 % takes 200.
+const PACE_RECOVERY: u32 = 100;
 
 /// One limit as the arithmetic sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +101,8 @@ pub(crate) struct BucketState {
     pub(crate) pace: u32,
     /// Bumped by every change, so a cancelled reservation can tell if it was the last one.
     pub(crate) seq: u64,
+    /// Successes since the last 429 without a retry time.
+    pub(crate) clean: u32,
 }
 
 impl BucketState {
@@ -109,6 +114,7 @@ impl BucketState {
             shift_total: 0,
             pace: FULL_PACE,
             seq: 0,
+            clean: REPEAT_WITHIN,
         }
     }
 
@@ -183,16 +189,20 @@ impl BucketState {
             self.blocked_until = until;
         }
         if slow_down {
-            let cut = u64::from(self.pace) * PACE_CUT_PPM / u64::from(FULL_PACE);
-            let pace = u64::from(self.pace).saturating_sub(cut);
-            self.pace = u32::try_from(pace).unwrap_or(FULL_PACE).max(MIN_PACE);
+            if self.clean < REPEAT_WITHIN {
+                let cut = u64::from(self.pace) * PACE_CUT_PPM / u64::from(FULL_PACE);
+                let pace = u64::from(self.pace).saturating_sub(cut);
+                self.pace = u32::try_from(pace).unwrap_or(FULL_PACE).max(MIN_PACE);
+            }
+            self.clean = 0;
         }
         self.seq += 1;
     }
 
-    /// Recovers a little of the pace lost to earlier 429s.
+    /// Recovers a little of the pace lost to earlier 429s, once they stopped repeating.
     pub(crate) fn recover(&mut self) {
-        if self.pace < FULL_PACE {
+        self.clean = self.clean.saturating_add(1);
+        if self.pace < FULL_PACE && self.clean >= REPEAT_WITHIN {
             self.pace = (self.pace + PACE_RECOVERY).min(FULL_PACE);
             self.seq += 1;
         }
@@ -536,11 +546,20 @@ mod tests {
     fn repeated_429s_slow_the_pace_and_successes_recover_it() {
         let limit = params(100, SEC, 1);
         let mut state = BucketState::new(1);
-        for _ in 0..3 {
+        state.pause(0, 0, true);
+        assert_eq!(state.pace, FULL_PACE, "a lone 429 leaves the pace alone");
+        for _ in 0..2 {
             state.pause(0, 0, true);
         }
-        assert_eq!(state.pace, 941_192);
-        assert_eq!(state.interval(&limit), 10_624_825);
+        assert_eq!(state.pace, 960_400, "two repeats cut 2 % each");
+        assert_eq!(state.interval(&limit), 10_412_329);
+        for _ in 0..REPEAT_WITHIN - 1 {
+            state.recover();
+        }
+        assert_eq!(
+            state.pace, 960_400,
+            "no recovery while 429s may still repeat"
+        );
         for _ in 0..10_000 {
             state.recover();
         }
