@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every check polvo's CI runs: formatting, clippy, all tests, the generated-code
+# freshness check, the corpus check and short benchmark runs that print their figures.
+#
+# Usage: scripts/test.sh [--quick]
+#   --quick  skips the corpus check and the benchmarks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (workspace, doc tests included)"
+cargo test --workspace --locked
+
+if [ -x scripts/check-generated.sh ]; then
+  step "generated clients are fresh"
+  scripts/check-generated.sh
+fi
+
+if [ "$quick" = 1 ]; then
+  exit 0
+fi
+
+if [ -x scripts/corpus-check.sh ]; then
+  step "every corpus document generates and compiles"
+  scripts/corpus-check.sh
+fi
+
+step "benchmark: acquire overhead against governor (summary)"
+POLVO_SUMMARY_ONLY=1 cargo bench --locked -p polvo-runtime --bench acquire
+
+step "benchmark: throttle accuracy against a strict local server"
+POLVO_BENCH_REQUESTS="${POLVO_BENCH_REQUESTS:-2000}" \
+  cargo bench --locked -p polvo-runtime --bench throttle
