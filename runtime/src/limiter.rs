@@ -167,14 +167,17 @@ impl Limiter {
     /// [`Error::Store`] when a shared store fails.
     pub async fn acquire(&self, operation: &str) -> Result<Permit, Error> {
         let plan = self.plan(operation);
+        let cost = u64::from(plan.cost);
         let slots = if plan.capped {
             self.take_slots(plan).await
         } else {
             Vec::new()
         };
         let waited = match self.inner.store.as_memory() {
+            Some(memory) if plan.targets.len() == 1 && memory.try_now(&plan.targets[0], cost) => {
+                Duration::ZERO
+            }
             Some(memory) => {
-                let cost = u64::from(plan.cost);
                 let max_wait = self.inner.max_wait;
                 let (decision, now, ticket) = memory.reserve_at(&plan.targets, ALL, cost, max_wait);
                 match decision {
