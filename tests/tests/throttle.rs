@@ -84,7 +84,10 @@ async fn bare_429_on_a_limited_bucket_costs_about_one_slot() -> TestResult {
         "retry came {gap:?} after the 429"
     );
     let usage = &client.usage().buckets[0];
-    assert_eq!(usage.pace, 1.0, "a lone 429 costs its slot but not the pace");
+    assert_eq!(
+        usage.pace, 1.0,
+        "a lone 429 costs its slot but not the pace"
+    );
     assert_eq!(usage.rejected, 1);
     Ok(())
 }
