@@ -16,10 +16,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings denied)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test (workspace, doc tests included)"
-cargo test --workspace --locked
+cargo test --workspace
 
 if [ -x scripts/check-generated.sh ]; then
   step "generated clients are fresh"
@@ -36,8 +36,8 @@ if [ -x scripts/corpus-check.sh ]; then
 fi
 
 step "benchmark: acquire overhead against governor (summary)"
-POLVO_SUMMARY_ONLY=1 cargo bench --locked -p polvo-runtime --bench acquire
+POLVO_SUMMARY_ONLY=1 cargo bench -p polvo-runtime --bench acquire
 
 step "benchmark: throttle accuracy against a strict local server"
 POLVO_BENCH_REQUESTS="${POLVO_BENCH_REQUESTS:-2000}" \
-  cargo bench --locked -p polvo-runtime --bench throttle
+  cargo bench -p polvo-runtime --bench throttle
