@@ -1,0 +1,305 @@
+//! The `client` module: the client type, its builder with one helper per security
+//! scheme, and an accessor per resource group; plus the crate documentation.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::emit::docs::{doc_attrs, inner_doc_attrs};
+use crate::emit::resources::handle_name;
+use crate::emit::{doc_lint_allows, group_module, ident};
+use crate::ir::{Api, SecurityKind};
+use crate::naming::{Namer, bare, snake};
+
+/// Names the client and builder already use, which accessors and helpers must avoid.
+const CLIENT_METHODS: &[&str] = &["builder", "from_runtime", "runtime", "usage"];
+const BUILDER_METHODS: &[&str] = &[
+    "base_url",
+    "auth",
+    "rate_limit",
+    "max_wait",
+    "max_in_flight",
+    "retry",
+    "policy",
+    "with_policy",
+    "user_agent",
+    "timeout",
+    "configure",
+    "build",
+];
+
+/// The `client` module.
+pub(super) fn module(api: &Api) -> TokenStream {
+    let service = &api.service;
+    let client = ident(&service.client);
+    let builder = ident(&format!("{}Builder", service.client));
+    let name = &service.name;
+    let docs = inner_doc_attrs(&format!("The {} client and its builder.", api.title));
+    let lints = doc_lint_allows();
+    let client_doc = doc_attrs(&format!(
+        "Client for the {} API (version {}). Cheap to clone: clones share connections and \
+         rate limits.\n\nMake one with [`{}::builder`].",
+        api.title, api.version, service.client
+    ));
+    let (base_const, base_call) = match service.base_url.as_deref().filter(|u| u.contains("://")) {
+        Some(url) => (
+            quote! {
+                /// The base URL the builder starts with.
+                pub const DEFAULT_BASE_URL: &'static str = #url;
+            },
+            quote!(.base_url(Self::DEFAULT_BASE_URL)),
+        ),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
+
+    let mut accessors_namer = Namer::with_taken(CLIENT_METHODS.iter().copied());
+    let mut groups: Vec<&str> = api.operations.iter().map(|o| o.group.as_str()).collect();
+    groups.dedup();
+    let accessors = groups.iter().map(|group| {
+        let method = ident(&accessors_namer.unique(&snake(group)));
+        let module = ident(&group_module(group));
+        let handle = ident(&handle_name(group));
+        let doc = format!(" Operations of the `{group}` group.");
+        quote! {
+            #[doc = #doc]
+            pub fn #method(&self) -> super::resources::#module::#handle<'_> {
+                super::resources::#module::#handle::new(&self.inner)
+            }
+        }
+    });
+    let helpers = auth_helpers(api);
+    let builder_doc = doc_attrs(&format!(
+        "Builds a [`{0}`]; from [`{0}::builder`].",
+        service.client
+    ));
+
+    quote! {
+        #docs
+        #lints
+
+        #client_doc
+        #[derive(Debug, Clone)]
+        pub struct #client {
+            inner: polvo_runtime::Client,
+        }
+
+        impl #client {
+            /// The service name used for rate limits and logs.
+            pub const SERVICE: &'static str = #name;
+            #base_const
+
+            /// A builder with the default policy (no proactive limits, default retries).
+            pub fn builder() -> #builder {
+                #builder {
+                    inner: polvo_runtime::Client::builder(Self::SERVICE, polvo_runtime::Policy::default())
+                        #base_call,
+                    error: None,
+                }
+            }
+
+            /// Wraps a runtime client built elsewhere.
+            pub fn from_runtime(inner: polvo_runtime::Client) -> Self {
+                Self { inner }
+            }
+
+            /// The runtime client, for requests this crate has no method for.
+            pub fn runtime(&self) -> &polvo_runtime::Client {
+                &self.inner
+            }
+
+            /// A snapshot of rate-limit usage per bucket.
+            pub fn usage(&self) -> polvo_runtime::Usage {
+                self.inner.usage()
+            }
+
+            #(#accessors)*
+        }
+
+        #builder_doc
+        #[derive(Debug)]
+        pub struct #builder {
+            inner: polvo_runtime::ClientBuilder,
+            error: Option<polvo_runtime::ConfigError>,
+        }
+
+        impl #builder {
+            /// The base URL every path is joined to.
+            pub fn base_url(mut self, url: impl Into<String>) -> Self {
+                self.inner = self.inner.base_url(url);
+                self
+            }
+
+            /// The credentials.
+            pub fn auth(mut self, auth: polvo_runtime::Auth) -> Self {
+                self.inner = self.inner.auth(auth);
+                self
+            }
+
+            #helpers
+
+            /// Limits the default bucket to `per_second` requests per second.
+            pub fn rate_limit(mut self, per_second: u32) -> Self {
+                self.inner = self.inner.rate_limit(per_second);
+                self
+            }
+
+            /// Fails requests that would wait longer than `max_wait` for quota.
+            pub fn max_wait(mut self, max_wait: std::time::Duration) -> Self {
+                self.inner = self.inner.max_wait(max_wait);
+                self
+            }
+
+            /// Caps requests in flight.
+            pub fn max_in_flight(mut self, max: usize) -> Self {
+                self.inner = self.inner.max_in_flight(max);
+                self
+            }
+
+            /// Replaces the retry policy.
+            pub fn retry(mut self, retry: polvo_runtime::RetryPolicy) -> Self {
+                self.inner = self.inner.retry(retry);
+                self
+            }
+
+            /// Replaces the whole rate-limit policy.
+            pub fn policy(mut self, policy: polvo_runtime::Policy) -> Self {
+                self.inner = self.inner.policy(policy);
+                self
+            }
+
+            /// The `User-Agent` header.
+            pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+                self.inner = self.inner.user_agent(user_agent);
+                self
+            }
+
+            /// The whole-request timeout; `None` turns it off.
+            pub fn timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+                self.inner = self.inner.timeout(timeout);
+                self
+            }
+
+            /// Any other runtime setting (quota store, HTTP client, ...).
+            pub fn configure(
+                mut self,
+                change: impl FnOnce(polvo_runtime::ClientBuilder) -> polvo_runtime::ClientBuilder,
+            ) -> Self {
+                self.inner = change(self.inner);
+                self
+            }
+
+            /// Builds the client.
+            ///
+            /// # Errors
+            ///
+            /// [`polvo_runtime::Error::Config`] for a missing or invalid base URL, an
+            /// invalid policy or credentials that cannot be sent.
+            pub fn build(self) -> Result<#client, polvo_runtime::Error> {
+                if let Some(error) = self.error {
+                    return Err(error.into());
+                }
+                Ok(#client { inner: self.inner.build()? })
+            }
+        }
+    }
+}
+
+/// One builder method per security scheme.
+fn auth_helpers(api: &Api) -> TokenStream {
+    let mut namer = Namer::with_taken(BUILDER_METHODS.iter().copied());
+    let mut out = TokenStream::new();
+    for scheme in &api.security {
+        let (base, body, args) = match &scheme.kind {
+            SecurityKind::Bearer => (
+                "bearer_token".to_owned(),
+                quote!(self.auth(polvo_runtime::Auth::bearer(token))),
+                quote!(token: impl Into<String>),
+            ),
+            SecurityKind::Basic => (
+                "basic_auth".to_owned(),
+                quote!(self.auth(polvo_runtime::Auth::basic(user, password))),
+                quote!(user: impl Into<String>, password: impl Into<String>),
+            ),
+            SecurityKind::HeaderKey(header) => (
+                bare(&snake(&scheme.name)).to_owned(),
+                quote! {
+                    match polvo_runtime::Auth::header(#header, key) {
+                        Ok(auth) => self.auth(auth),
+                        Err(error) => Self { error: Some(error), ..self },
+                    }
+                },
+                quote!(key: impl Into<String>),
+            ),
+            SecurityKind::QueryKey(param) => (
+                bare(&snake(&scheme.name)).to_owned(),
+                quote!(self.auth(polvo_runtime::Auth::query(#param, key))),
+                quote!(key: impl Into<String>),
+            ),
+        };
+        if namer.is_taken(&base)
+            && matches!(scheme.kind, SecurityKind::Bearer | SecurityKind::Basic)
+        {
+            continue;
+        }
+        let method = ident(&namer.unique(&snake(&base)));
+        let mut doc = format!("Credentials for the `{}` security scheme.", scheme.name);
+        if let Some(description) = &scheme.description {
+            doc = format!("{doc}\n\n{description}");
+        }
+        let docs = doc_attrs(&doc);
+        out.extend(quote! {
+            #docs
+            pub fn #method(self, #args) -> Self {
+                #body
+            }
+        });
+    }
+    out
+}
+
+/// Crate documentation: what the crate is and an example.
+pub(super) fn crate_doc(api: &Api) -> Vec<String> {
+    let service = &api.service;
+    let krate = service.crate_name.replace('-', "_");
+    let mut text = format!(
+        "# {krate}\n\nA typed, rate-limit-aware client for the {} API (version {}), generated \
+         by polvo-gen. Every request goes through `polvo_runtime`, which paces requests, \
+         reads rate-limit headers and retries when safe.\n\n",
+        api.title, api.version
+    );
+    if let Some(description) = &api.description {
+        text.push_str(description.trim());
+        text.push_str("\n\n");
+    }
+    let base = match service.base_url.as_deref().filter(|u| u.contains("://")) {
+        Some(_) => String::new(),
+        None => "\n    .base_url(\"https://api.example.com\")".into(),
+    };
+    let call = example_call(api);
+    text.push_str(&format!(
+        "```no_run\n# async fn run() -> Result<(), polvo_runtime::Error> {{\n\
+         let client = {krate}::{client}::builder(){base}\n    .rate_limit(10)\n    .build()?;\n\
+         {call}println!(\"{{}}\", client.usage());\n# Ok(())\n# }}\n```",
+        client = service.client,
+    ));
+    crate::emit::docs::clean(&text)
+}
+
+/// A call of the first operation that needs no arguments, for the crate example.
+fn example_call(api: &Api) -> String {
+    let op = api
+        .operations
+        .iter()
+        .find(|op| op.bodies.is_empty() && op.params.iter().all(|p| !p.required));
+    let Some(op) = op else {
+        return String::new();
+    };
+    let args = if op.params.is_empty() {
+        ""
+    } else {
+        "&Default::default()"
+    };
+    let group = bare(&snake(&op.group)).to_owned();
+    let mut accessors = Namer::with_taken(CLIENT_METHODS.iter().copied());
+    let accessor = accessors.unique(&group);
+    format!("let _ = client.{accessor}().{}({args}).await?;\n", op.name)
+}

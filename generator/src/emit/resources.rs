@@ -1,0 +1,732 @@
+//! The `resources` module: one handle per resource group, one method per operation and
+//! request media type, plus the parameter structs and response enums they need.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use heck::ToUpperCamelCase;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::emit::docs::{doc_attrs, inner_doc_attrs};
+use crate::emit::{doc_lint_allows, group_module, ident, type_tokens};
+use crate::ir::{
+    Api, Encoding, Operation, Param, ParamLocation, ParamStyle, RequestBody, Status, TypeDef,
+    TypeKind, TypeRef,
+};
+use crate::naming::{Namer, bare, camel};
+
+/// The `resources` module's own items.
+pub(super) fn root(api: &Api) -> TokenStream {
+    let docs = inner_doc_attrs(
+        "Resource handles: one per tag (or first path segment), reached from the client \
+         (`client.pets()`), with one method per operation.",
+    );
+    let needs_content_type = api
+        .operations
+        .iter()
+        .any(|op| by_content_type(&success_shapes(op)));
+    let helper = needs_content_type.then(|| {
+        quote! {
+            /// The response's media type, lower-cased, without parameters.
+            fn content_type(response: &polvo_runtime::Response) -> String {
+                let value = response.headers().get("content-type").and_then(|v| v.to_str().ok());
+                let essence = value.unwrap_or_default().split(';').next().unwrap_or_default();
+                essence.trim().to_ascii_lowercase()
+            }
+        }
+    });
+    quote! {
+        #docs
+        #helper
+    }
+}
+
+/// One module per group, sorted by name.
+pub(super) fn groups(api: &Api) -> Vec<(String, TokenStream)> {
+    let defs: BTreeMap<&str, &TypeDef> = api.types.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut by_group: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for op in &api.operations {
+        by_group.entry(op.group.as_str()).or_default().push(op);
+    }
+    by_group
+        .into_iter()
+        .map(|(group, ops)| {
+            (
+                group_module(group),
+                group_module_tokens(api, &defs, group, &ops),
+            )
+        })
+        .collect()
+}
+
+/// The handle type's name for a group.
+pub(crate) fn handle_name(group: &str) -> String {
+    bare(&camel(group)).to_owned()
+}
+
+fn group_module_tokens(
+    api: &Api,
+    defs: &BTreeMap<&str, &TypeDef>,
+    group: &str,
+    ops: &[&Operation],
+) -> TokenStream {
+    let handle = handle_name(group);
+    let mut group = Group {
+        defs,
+        types: quote!(super::super::types::),
+        namer: Namer::with_taken([handle.as_str()]),
+        items: Vec::new(),
+        handle: handle.clone(),
+    };
+    let methods: Vec<TokenStream> = ops.iter().map(|op| group.operation(op)).collect();
+    let items = &group.items;
+    let handle = ident(&handle);
+    let client = &api.service.client;
+    let module_doc = inner_doc_attrs(&format!(
+        "Operations of the `{}` group.",
+        ops.first().map_or("", |o| o.group.as_str())
+    ));
+    let handle_doc = doc_attrs(&format!(
+        "Operations of the `{}` group; from [`{client}`](super::super::client::{client}).",
+        ops.first().map_or("", |o| o.group.as_str())
+    ));
+    let lints = doc_lint_allows();
+    quote! {
+        #module_doc
+        #lints
+        #![allow(
+            clippy::too_many_arguments,
+            clippy::large_enum_variant,
+            reason = "methods take one argument per required parameter, as the API lists them"
+        )]
+
+        #handle_doc
+        #[derive(Debug, Clone, Copy)]
+        pub struct #handle<'a> {
+            client: &'a polvo_runtime::Client,
+        }
+
+        impl<'a> #handle<'a> {
+            pub(crate) fn new(client: &'a polvo_runtime::Client) -> Self {
+                Self { client }
+            }
+
+            #(#methods)*
+        }
+
+        #(#items)*
+    }
+}
+
+/// What a successful response can be.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Shape {
+    Json(TypeRef),
+    Text,
+    Bytes,
+    Empty,
+}
+
+/// Success responses: status, media type and shape, in document order. When every
+/// success has the same shape, one entry is left; its media type is `None` when some
+/// success status has no body, which makes the result an `Option`.
+fn success_shapes(op: &Operation) -> Vec<(Status, Option<String>, Shape)> {
+    let mut all = Vec::new();
+    for response in op.responses.iter().filter(|r| r.status.is_success()) {
+        if response.contents.is_empty() {
+            all.push((response.status, None, Shape::Empty));
+        }
+        for content in &response.contents {
+            let shape = match content.encoding {
+                Encoding::Json => Shape::Json(content.ty.clone()),
+                Encoding::Text => Shape::Text,
+                _ => Shape::Bytes,
+            };
+            all.push((response.status, Some(content.media_type.clone()), shape));
+        }
+    }
+    let bodies: BTreeSet<&Shape> = all
+        .iter()
+        .map(|(_, _, s)| s)
+        .filter(|s| **s != Shape::Empty)
+        .collect();
+    match bodies.len() {
+        0 => all.into_iter().take(1).collect(),
+        1 => {
+            let has_empty = all.iter().any(|(_, _, s)| *s == Shape::Empty);
+            all.into_iter()
+                .find(|(_, _, s)| *s != Shape::Empty)
+                .map(|(status, media, shape)| (status, media.filter(|_| !has_empty), shape))
+                .into_iter()
+                .collect()
+        }
+        _ => all,
+    }
+}
+
+/// Whether a status has several media types, so decoding must look at `Content-Type`.
+fn by_content_type(shapes: &[(Status, Option<String>, Shape)]) -> bool {
+    shapes.len() > 1
+        && shapes
+            .iter()
+            .any(|(s, _, _)| shapes.iter().filter(|(t, _, _)| t == s).count() > 1)
+}
+
+/// What every method of one operation shares.
+struct Signature<'a> {
+    params: Option<&'a proc_macro2::Ident>,
+    ret: &'a TokenStream,
+    decode: &'a TokenStream,
+    errors: Option<&'a str>,
+}
+
+struct Group<'a> {
+    defs: &'a BTreeMap<&'a str, &'a TypeDef>,
+    types: TokenStream,
+    namer: Namer,
+    items: Vec<TokenStream>,
+    handle: String,
+}
+
+impl Group<'_> {
+    /// All methods of one operation (one per request media type).
+    fn operation(&mut self, op: &Operation) -> TokenStream {
+        let optional: Vec<&Param> = op.params.iter().filter(|p| !p.required).collect();
+        let params_struct = (!optional.is_empty()).then(|| self.params_struct(op, &optional));
+        let (ret, decode) = self.response(op);
+        let errors = self.errors(op);
+        let signature = Signature {
+            params: params_struct.as_ref(),
+            ret: &ret,
+            decode: &decode,
+            errors: errors.as_deref(),
+        };
+        if op.bodies.is_empty() {
+            return self.method(op, &op.name, None, &signature);
+        }
+        let methods = op
+            .bodies
+            .iter()
+            .map(|body| self.method(op, &body.method, Some(body), &signature));
+        methods.collect::<Vec<_>>().into_iter().collect()
+    }
+
+    fn method(
+        &self,
+        op: &Operation,
+        name: &str,
+        body: Option<&RequestBody>,
+        signature: &Signature<'_>,
+    ) -> TokenStream {
+        let Signature {
+            params: params_struct,
+            ret,
+            decode,
+            errors,
+        } = *signature;
+        let types = &self.types;
+        let mut args = Vec::new();
+        let mut chain = Vec::new();
+        for p in op.params.iter().filter(|p| p.required) {
+            let arg = ident(&p.ident);
+            let wire = &p.name;
+            match p.location {
+                ParamLocation::Path => {
+                    let ty = self.path_arg(&p.ty);
+                    args.push(quote!(#arg: #ty));
+                    chain.push(quote!(.path(#wire, #arg)));
+                }
+                ParamLocation::Query => {
+                    let ty = borrowed(&p.ty, types);
+                    let style = query_style(p);
+                    args.push(quote!(#arg: #ty));
+                    chain.push(quote!(.query(#wire, #arg, #style)));
+                }
+                ParamLocation::Header => {
+                    let ty = borrowed(&p.ty, types);
+                    let wire = wire.to_ascii_lowercase();
+                    args.push(quote!(#arg: #ty));
+                    chain.push(quote!(.header(#wire, #arg)));
+                }
+            }
+        }
+        if let Some(body) = body {
+            let (arg, call) = body_arg(body, types);
+            args.push(arg);
+            chain.push(call);
+        }
+        if let Some(params) = params_struct {
+            args.push(quote!(params: &#params));
+            for p in op.params.iter().filter(|p| !p.required) {
+                let field = ident(&p.ident);
+                let wire = &p.name;
+                chain.push(match p.location {
+                    ParamLocation::Header => {
+                        let wire = wire.to_ascii_lowercase();
+                        quote!(.header(#wire, &params.#field))
+                    }
+                    _ => {
+                        let style = query_style(p);
+                        quote!(.query(#wire, &params.#field, #style))
+                    }
+                });
+            }
+        }
+        let accept: BTreeSet<&str> = op
+            .responses
+            .iter()
+            .filter(|r| r.status.is_success())
+            .flat_map(|r| r.contents.iter().map(|c| c.media_type.as_str()))
+            .collect();
+        if !accept.is_empty() {
+            let accept = accept.into_iter().collect::<Vec<_>>().join(", ");
+            chain.push(quote!(.accept(#accept)));
+        }
+
+        let method = ident(&op.method);
+        let path = &op.path;
+        let id = &op.id;
+        let name = ident(name);
+        let docs = doc_attrs(&method_doc(op, body, errors));
+        quote! {
+            #docs
+            pub async fn #name(&self, #(#args),*) -> Result<#ret, polvo_runtime::Error> {
+                let request = polvo_runtime::Request::new(polvo_runtime::Method::#method, #path, #id)
+                    #(#chain)*;
+                #decode
+            }
+        }
+    }
+
+    /// The argument type of a path parameter: something `Display`.
+    fn path_arg(&self, ty: &TypeRef) -> TokenStream {
+        match self.resolve_alias(ty) {
+            TypeRef::Primitive(crate::ir::Primitive::String(_)) => quote!(&str),
+            TypeRef::Primitive(p) => super::primitive_tokens(&p),
+            TypeRef::Named(name)
+                if matches!(
+                    self.defs.get(name.as_str()).map(|d| &d.kind),
+                    Some(TypeKind::StringEnum(_) | TypeKind::IntEnum(_))
+                ) =>
+            {
+                let ty = type_tokens(&TypeRef::Named(name), &self.types);
+                quote!(&#ty)
+            }
+            _ => quote!(impl std::fmt::Display),
+        }
+    }
+
+    fn resolve_alias(&self, ty: &TypeRef) -> TypeRef {
+        let mut ty = ty.clone();
+        for _ in 0..16 {
+            match &ty {
+                TypeRef::Named(name) => match self.defs.get(name.as_str()).map(|d| &d.kind) {
+                    Some(TypeKind::Alias(inner)) => ty = inner.clone(),
+                    _ => break,
+                },
+                _ => break,
+            }
+        }
+        ty
+    }
+
+    fn params_struct(&mut self, op: &Operation, optional: &[&Param]) -> proc_macro2::Ident {
+        let name = ident(&self.namer.unique(&format!("{}Params", op.type_stem)));
+        let fields = optional.iter().map(|p| {
+            let field = ident(&p.ident);
+            let inner = type_tokens(&p.ty, &self.types);
+            let ty = match p.ty {
+                TypeRef::Option(_) => inner,
+                _ => quote!(Option<#inner>),
+            };
+            let location = match p.location {
+                ParamLocation::Header => "header",
+                _ => "query",
+            };
+            let mut doc = format!("`{}` ({location})", p.name);
+            if let Some(description) = &p.description {
+                doc = format!("{doc}: {description}");
+            }
+            let docs = doc_attrs(&doc);
+            quote! {
+                #docs
+                pub #field: #ty,
+            }
+        });
+        let doc = format!(
+            "Optional parameters of [`{}::{}`].",
+            self.handle,
+            bare(
+                &op.bodies
+                    .first()
+                    .map_or(op.name.clone(), |b| b.method.clone())
+            )
+        );
+        self.items.push(quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone, Default, PartialEq)]
+            pub struct #name {
+                #(#fields)*
+            }
+        });
+        name
+    }
+
+    /// The return type and the statements that produce it from `request`.
+    fn response(&mut self, op: &Operation) -> (TokenStream, TokenStream) {
+        let types = &self.types;
+        let shapes = success_shapes(op);
+        match shapes.as_slice() {
+            [] | [(_, _, Shape::Empty)] => (
+                quote!(polvo_runtime::Response),
+                quote!(self.client.execute(request).await),
+            ),
+            [(_, media, Shape::Json(ty))] => {
+                let ty = type_tokens(ty, types);
+                let ty = if media.is_none() {
+                    quote!(Option<#ty>)
+                } else {
+                    ty
+                };
+                (ty, quote!(self.client.execute(request).await?.json()))
+            }
+            [(_, _, Shape::Text)] => (
+                quote!(String),
+                quote!(Ok(self.client.execute(request).await?.text())),
+            ),
+            [(_, _, Shape::Bytes)] => (
+                quote!(polvo_runtime::Bytes),
+                quote!(Ok(self.client.execute(request).await?.into_bytes())),
+            ),
+            _ => self.response_enum(op, &shapes),
+        }
+    }
+
+    fn response_enum(
+        &mut self,
+        op: &Operation,
+        shapes: &[(Status, Option<String>, Shape)],
+    ) -> (TokenStream, TokenStream) {
+        let name = ident(&self.namer.unique(&format!("{}Responses", op.type_stem)));
+        let mut variants = Vec::new();
+        let mut arms = Vec::new();
+        let mut names = Namer::with_taken(["Other"]);
+        let mut sorted: Vec<&(Status, Option<String>, Shape)> = shapes.iter().collect();
+        sorted.sort_by_key(|(status, _, _)| matches!(status, Status::Range(_)));
+        for (status, media, shape) in sorted {
+            let same_status = shapes.iter().filter(|(s, _, _)| s == status).count();
+            let mut variant = status_name(*status);
+            if same_status > 1 {
+                let subtype = media
+                    .as_deref()
+                    .and_then(|m| m.split('/').nth(1))
+                    .unwrap_or("empty");
+                variant.push_str(&subtype.to_upper_camel_case());
+            }
+            let variant = ident(&names.unique(bare(&camel(&variant))));
+            let pattern = status_pattern(*status);
+            let guard = match (media, shape, same_status > 1) {
+                (Some(_), Shape::Json(_), true) => quote!(if content_type.contains("json")),
+                (Some(media), _, true) => {
+                    let media = media.to_ascii_lowercase();
+                    quote!(if content_type == #media)
+                }
+                _ => TokenStream::new(),
+            };
+            let doc = format!(
+                " `{}`{}",
+                status_text(*status),
+                media
+                    .as_ref()
+                    .map(|m| format!(" `{m}`"))
+                    .unwrap_or_default()
+            );
+            match shape {
+                Shape::Json(ty) => {
+                    let ty = type_tokens(ty, &self.types);
+                    variants.push(quote!(#[doc = #doc] #variant(#ty),));
+                    arms.push(quote!(#pattern #guard => response.json().map(#name::#variant),));
+                }
+                Shape::Text => {
+                    variants.push(quote!(#[doc = #doc] #variant(String),));
+                    arms.push(quote!(#pattern #guard => Ok(#name::#variant(response.text())),));
+                }
+                Shape::Bytes => {
+                    variants.push(quote!(#[doc = #doc] #variant(polvo_runtime::Bytes),));
+                    arms.push(
+                        quote!(#pattern #guard => Ok(#name::#variant(response.into_bytes())),),
+                    );
+                }
+                Shape::Empty => {
+                    variants.push(quote!(#[doc = #doc] #variant,));
+                    arms.push(quote!(#pattern #guard => Ok(#name::#variant),));
+                }
+            }
+        }
+        let uses_content_type = by_content_type(shapes);
+        let content_type =
+            uses_content_type.then(|| quote!(let content_type = super::content_type(&response);));
+        let doc = format!("Successful responses of `{}`.", op.id);
+        self.items.push(quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone)]
+            pub enum #name {
+                #(#variants)*
+                /// A success status the API description does not list.
+                Other(polvo_runtime::Response),
+            }
+        });
+        let decode = quote! {
+            let response = self.client.send(request).await?;
+            #content_type
+            match response.status().as_u16() {
+                #(#arms)*
+                _ => response.error_for_status().map(#name::Other),
+            }
+        };
+        (quote!(#name), decode)
+    }
+
+    /// A typed error enum when error statuses carry different JSON types; its name.
+    fn errors(&mut self, op: &Operation) -> Option<String> {
+        let typed: Vec<(Status, &TypeRef)> = op
+            .responses
+            .iter()
+            .filter(|r| !r.status.is_success())
+            .filter_map(|r| {
+                let json = r.contents.iter().find(|c| c.encoding == Encoding::Json)?;
+                Some((r.status, &json.ty))
+            })
+            .collect();
+        let distinct: BTreeSet<&TypeRef> = typed.iter().map(|(_, t)| *t).collect();
+        if distinct.len() < 2 {
+            return None;
+        }
+        let name_text = self.namer.unique(&format!("{}Errors", op.type_stem));
+        let name = ident(&name_text);
+        let mut sorted = typed.clone();
+        sorted.sort_by_key(|(status, _)| match status {
+            Status::Code(_) => 0,
+            Status::Range(_) => 1,
+            Status::Default => 2,
+        });
+        let mut names = Namer::default();
+        let mut variants = Vec::new();
+        let mut arms = Vec::new();
+        for (status, ty) in &sorted {
+            let variant = ident(&names.unique(&match status {
+                Status::Default => "Default".to_owned(),
+                Status::Code(code) => format!("Status{code}"),
+                Status::Range(range) => format!("Status{range}xx"),
+            }));
+            let ty = type_tokens(ty, &self.types);
+            let doc = format!(" Status `{}`.", status_text(*status));
+            variants.push(quote!(#[doc = #doc] #variant(#ty),));
+            let pattern = match status {
+                Status::Default => quote!(_),
+                other => status_pattern(*other),
+            };
+            arms.push(quote!(#pattern => api.decode().map(Self::#variant),));
+        }
+        let fallback =
+            (!sorted.iter().any(|(s, _)| *s == Status::Default)).then(|| quote!(_ => None,));
+        let doc = format!("Typed error bodies of `{}`, by status.", op.id);
+        self.items.push(quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone, PartialEq)]
+            pub enum #name {
+                #(#variants)*
+            }
+
+            impl #name {
+                /// The typed body of `error`, when it is an API error whose body matches
+                /// the type documented for its status.
+                pub fn from_error(error: &polvo_runtime::Error) -> Option<Self> {
+                    let api = error.api()?;
+                    match api.status.as_u16() {
+                        #(#arms)*
+                        #fallback
+                    }
+                }
+            }
+        });
+        Some(name_text)
+    }
+}
+
+/// The argument and builder call for a request body.
+fn body_arg(body: &RequestBody, types: &TokenStream) -> (TokenStream, TokenStream) {
+    let media = &body.media_type;
+    match body.encoding {
+        Encoding::Json => {
+            let ty = borrowed(&body.ty, types);
+            (quote!(body: #ty), quote!(.json(body)))
+        }
+        Encoding::Form => {
+            let ty = borrowed(&body.ty, types);
+            (quote!(body: #ty), quote!(.form(body)))
+        }
+        Encoding::Multipart => (
+            quote!(parts: Vec<polvo_runtime::Part>),
+            quote!(.multipart(parts)),
+        ),
+        Encoding::Text | Encoding::Bytes => (
+            quote!(body: impl Into<polvo_runtime::Bytes>),
+            quote!(.bytes(body, #media)),
+        ),
+    }
+}
+
+/// A borrowed argument type: `&str` for strings, `&[T]` for arrays, `&T` otherwise.
+fn borrowed(ty: &TypeRef, types: &TokenStream) -> TokenStream {
+    match ty {
+        TypeRef::Primitive(crate::ir::Primitive::String(_)) => quote!(&str),
+        TypeRef::Array(inner) => {
+            let inner = type_tokens(inner, types);
+            quote!(&[#inner])
+        }
+        other => {
+            let ty = type_tokens(other, types);
+            quote!(&#ty)
+        }
+    }
+}
+
+fn query_style(p: &Param) -> TokenStream {
+    match (p.style, p.explode) {
+        (ParamStyle::DeepObject, _) => quote!(polvo_runtime::QueryStyle::DeepObject),
+        (ParamStyle::SpaceDelimited, _) => quote!(polvo_runtime::QueryStyle::SpaceDelimited),
+        (ParamStyle::PipeDelimited, _) => quote!(polvo_runtime::QueryStyle::PipeDelimited),
+        (_, false) => quote!(polvo_runtime::QueryStyle::FormCompact),
+        (_, true) => quote!(polvo_runtime::QueryStyle::Form),
+    }
+}
+
+fn status_pattern(status: Status) -> TokenStream {
+    match status {
+        Status::Code(code) => {
+            let code = proc_macro2::Literal::u16_unsuffixed(code);
+            quote!(#code)
+        }
+        Status::Range(range) => {
+            let low = proc_macro2::Literal::u16_unsuffixed(range * 100);
+            let high = proc_macro2::Literal::u16_unsuffixed(range * 100 + 99);
+            quote!(#low..=#high)
+        }
+        Status::Default => quote!(_),
+    }
+}
+
+fn status_text(status: Status) -> String {
+    match status {
+        Status::Code(code) => code.to_string(),
+        Status::Range(range) => format!("{range}XX"),
+        Status::Default => "default".into(),
+    }
+}
+
+fn status_name(status: Status) -> String {
+    match status {
+        Status::Code(200) => "Ok".into(),
+        Status::Code(201) => "Created".into(),
+        Status::Code(202) => "Accepted".into(),
+        Status::Code(203) => "NonAuthoritative".into(),
+        Status::Code(204) => "NoContent".into(),
+        Status::Code(205) => "ResetContent".into(),
+        Status::Code(206) => "PartialContent".into(),
+        Status::Code(code) => format!("Status{code}"),
+        Status::Range(_) | Status::Default => "Success".into(),
+    }
+}
+
+/// The doc comment of one method.
+fn method_doc(op: &Operation, body: Option<&RequestBody>, errors: Option<&str>) -> String {
+    let mut doc = String::new();
+    if let Some(summary) = &op.summary {
+        doc.push_str(summary.trim());
+        doc.push_str("\n\n");
+    }
+    if let Some(description) = op
+        .description
+        .as_ref()
+        .filter(|d| Some(*d) != op.summary.as_ref())
+    {
+        doc.push_str(description.trim());
+        doc.push_str("\n\n");
+    }
+    doc.push_str(&format!(
+        "`{} {}` (operation `{}`)",
+        op.method, op.path, op.id
+    ));
+    if op.deprecated {
+        doc.push_str("\n\n**Deprecated** in the API description.");
+    }
+    if !op.params.is_empty() {
+        doc.push_str("\n\n# Parameters\n");
+        for p in &op.params {
+            let location = match p.location {
+                ParamLocation::Path => "path",
+                ParamLocation::Query => "query",
+                ParamLocation::Header => "header",
+            };
+            let place = if p.required {
+                format!("`{}`", bare(&p.ident))
+            } else {
+                format!("`params.{}`", bare(&p.ident))
+            };
+            let description = p
+                .description
+                .as_deref()
+                .map(|d| format!(": {}", d.lines().next().unwrap_or_default()))
+                .unwrap_or_default();
+            doc.push_str(&format!(
+                "\n- {place} ({location} `{}`){description}",
+                p.name
+            ));
+        }
+    }
+    if let Some(body) = body {
+        doc.push_str(&format!("\n\n# Body\n\n`{}`", body.media_type));
+        if !body.parts.is_empty() {
+            doc.push_str(", as parts:\n");
+            for (name, kind, required) in &body.parts {
+                let required = if *required { ", required" } else { "" };
+                doc.push_str(&format!("\n- `{name}` ({kind}{required})"));
+            }
+        }
+    }
+    let responses: Vec<String> = op
+        .responses
+        .iter()
+        .map(|r| {
+            let media: Vec<String> = r
+                .contents
+                .iter()
+                .map(|c| format!("`{}`", c.media_type))
+                .collect();
+            let media = if media.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", media.join(", "))
+            };
+            let description = r.description.lines().next().unwrap_or_default().trim();
+            let description = if description.is_empty() {
+                String::new()
+            } else {
+                format!(": {description}")
+            };
+            format!("\n- `{}`{media}{description}", status_text(r.status))
+        })
+        .collect();
+    if !responses.is_empty() {
+        doc.push_str("\n\n# Responses\n");
+        doc.push_str(&responses.concat());
+    }
+    doc.push_str("\n\n# Errors\n\n[`polvo_runtime::Error::Api`] for a failure status");
+    match errors {
+        Some(errors) => doc.push_str(&format!(" (typed body: [`{errors}::from_error`])")),
+        None => doc.push_str(" (typed body: `ApiError::decode`)"),
+    }
+    doc.push_str(", another [`polvo_runtime::Error`] when the request could not be made.");
+    doc
+}
