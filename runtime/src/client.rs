@@ -247,6 +247,8 @@ pub struct ClientBuilder {
     store: Option<Arc<dyn QuotaStore>>,
     clock: Option<Arc<dyn Clock>>,
     http: Option<reqwest::Client>,
+    #[cfg(feature = "redis")]
+    shared_quota: Option<String>,
     errors: Vec<ConfigError>,
 }
 
@@ -264,6 +266,8 @@ impl Client {
             store: None,
             clock: None,
             http: None,
+            #[cfg(feature = "redis")]
+            shared_quota: None,
             errors: Vec::new(),
         }
     }
@@ -709,6 +713,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Shares quota with every process using the Redis server at `redis_url` with the same
+    /// service and credentials (a hash of them, never the credentials, names the keys).
+    ///
+    /// While Redis is unreachable this process takes half of each limit on its own, and it
+    /// returns to the shared quota by itself; build a [`RedisStore`](crate::RedisStore)
+    /// and pass it to [`ClientBuilder::store`] to choose otherwise. An invalid URL is
+    /// reported by [`ClientBuilder::build`].
+    #[cfg(feature = "redis")]
+    pub fn shared_quota(mut self, redis_url: &str) -> Self {
+        match crate::redis_store::for_client(redis_url, &Auth::None) {
+            Ok(_) => self.shared_quota = Some(redis_url.to_owned()),
+            Err(error) => self.errors.push(error),
+        }
+        self
+    }
+
     /// Reads time from `clock` (tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -753,9 +773,18 @@ impl ClientBuilder {
             }
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(TokioClock::new()));
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock.clone())));
+        // The credentials are final only now, and they name the shared quota's keys.
+        #[cfg(feature = "redis")]
+        let store = match &self.shared_quota {
+            Some(url) => {
+                let redis = crate::redis_store::for_client(url, &self.auth)?;
+                Some(Arc::new(redis) as Arc<dyn QuotaStore>)
+            }
+            None => self.store,
+        };
+        #[cfg(not(feature = "redis"))]
+        let store = self.store;
+        let store = store.unwrap_or_else(|| Arc::new(MemoryStore::with_clock(clock.clone())));
         let limiter = Limiter::with_store(&self.service, &policy, store, clock.clone())?;
         let budget = policy.retry().budget().map(RetryBudget::new);
         let inner = ClientInner {

@@ -246,7 +246,7 @@ impl BucketState {
 
 /// The limit a server report is about: same window, else same count, else the only or the
 /// longest one (servers usually report their slowest window).
-fn matching_limit(limits: &[LimitParams], view: &ServerView) -> Option<usize> {
+pub(crate) fn matching_limit(limits: &[LimitParams], view: &ServerView) -> Option<usize> {
     let by_window = view
         .window
         .and_then(|w| limits.iter().position(|l| l.period == w));

@@ -44,6 +44,8 @@ pub mod headers;
 mod limit;
 mod limiter;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod request;
 mod retry;
 mod store;
@@ -58,6 +60,8 @@ pub use limiter::{Limiter, Permit};
 pub use policy::{
     BucketPolicy, ConfigError, DEFAULT_BUCKET, OperationPolicy, Policy, PolicyBuilder,
 };
+#[cfg(feature = "redis")]
+pub use redis_store::{OnFailure, RedisStore, RedisStoreBuilder};
 pub use request::{Body, Part, QueryStyle, Request};
 pub use retry::{BudgetConfig, RetryBudget, RetryPolicy, RetryPolicyBuilder};
 pub use store::{

@@ -1,0 +1,387 @@
+//! The contract every `QuotaStore` keeps, run against the in-memory store and against the
+//! Redis store on a real `redis-server`.
+//!
+//! Each property is one async function over `Arc<dyn QuotaStore>`; `contract!` turns it
+//! into a test per store. The stores run on real time (Redis has no other), so limits are
+//! slow enough (per hour, mostly) that the milliseconds a test takes change nothing, and
+//! waits are asserted to lie in a range rather than to equal a value.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on a broken set-up"
+)]
+
+#[path = "common/redis.rs"]
+mod redis_server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use polvo_runtime::{
+    BucketRef, Grant, Limit, MemoryStore, QuotaStore, RedisStore, Report, ReserveRequest, Ticket,
+};
+use redis_server::RedisServer;
+
+/// The tolerance on waits: the time a test takes between two calls, plus the Redis store's
+/// padding of a wait by its round trip.
+const SLACK: Duration = Duration::from_millis(100);
+
+fn limit(count: u32, period: Duration, burst: u32) -> Limit {
+    Limit::new(count, period)
+        .unwrap()
+        .with_burst(burst)
+        .unwrap()
+}
+
+fn hour() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn request<'a>(
+    buckets: &'a [BucketRef<'a>],
+    cost: u32,
+    max_wait: Option<Duration>,
+) -> ReserveRequest<'a> {
+    ReserveRequest {
+        buckets,
+        cost,
+        max_wait,
+    }
+}
+
+async fn reserve(
+    store: &dyn QuotaStore,
+    buckets: &[BucketRef<'_>],
+    max_wait: Option<Duration>,
+) -> Grant {
+    store.reserve(request(buckets, 1, max_wait)).await.unwrap()
+}
+
+/// The wait and ticket of a granted reservation.
+#[track_caller]
+fn granted(grant: Grant) -> (Duration, Ticket) {
+    match grant {
+        Grant::Ready { wait, ticket } => (wait, ticket),
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_near(actual: Duration, expected: Duration) {
+    assert!(
+        actual <= expected + SLACK && actual + SLACK >= expected,
+        "expected about {expected:?}, got {actual:?}"
+    );
+}
+
+async fn available(store: &dyn QuotaStore, bucket: BucketRef<'_>) -> Vec<u64> {
+    store.view(bucket).await.unwrap().available
+}
+
+/// A refusal in one bucket spends nothing in the other, for TooLong and for Never.
+async fn all_or_nothing_across_buckets(store: Arc<dyn QuotaStore>) {
+    let (a, b) = ([limit(10, hour(), 3)], [limit(1, hour(), 1)]);
+    let buckets = [
+        BucketRef {
+            key: "svc:a",
+            limits: &a,
+        },
+        BucketRef {
+            key: "svc:b",
+            limits: &b,
+        },
+    ];
+    let (wait, _) = granted(reserve(&*store, &buckets, Some(Duration::ZERO)).await);
+    assert_eq!(wait, Duration::ZERO);
+    assert_eq!(available(&*store, buckets[0]).await, [2]);
+    assert_eq!(available(&*store, buckets[1]).await, [0]);
+
+    match reserve(&*store, &buckets, Some(Duration::from_secs(1))).await {
+        Grant::TooLong { wait, bucket } => {
+            assert_eq!(bucket, 1, "the hourly bucket decides");
+            assert_near(wait, hour());
+        }
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+    assert_eq!(
+        available(&*store, buckets[0]).await,
+        [2],
+        "TooLong spent nothing"
+    );
+
+    let never = store.reserve(request(&buckets, 2, None)).await.unwrap();
+    assert_eq!(
+        never,
+        Grant::Never {
+            bucket: 1,
+            limit: 0
+        }
+    );
+    assert_eq!(
+        available(&*store, buckets[0]).await,
+        [2],
+        "Never spent nothing"
+    );
+}
+
+/// A cost above a limit's burst never fits, and names that limit.
+async fn never_fits(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(100, hour(), 100), limit(10, hour(), 5)];
+    let buckets = [BucketRef {
+        key: "svc:x",
+        limits: &limits,
+    }];
+    let grant = store.reserve(request(&buckets, 6, None)).await.unwrap();
+    assert_eq!(
+        grant,
+        Grant::Never {
+            bucket: 0,
+            limit: 1
+        }
+    );
+    assert_eq!(available(&*store, buckets[0]).await, [100, 5]);
+}
+
+/// `max_wait` refuses a start further away, and the wait it reports is the real one.
+async fn max_wait_refusal(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(1, Duration::from_secs(1), 1)];
+    let buckets = [BucketRef {
+        key: "svc:s",
+        limits: &limits,
+    }];
+    let (first, _) = granted(reserve(&*store, &buckets, None).await);
+    assert_eq!(first, Duration::ZERO);
+
+    match reserve(&*store, &buckets, Some(Duration::from_millis(500))).await {
+        Grant::TooLong { wait, bucket: 0 } => {
+            assert!(
+                wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+                "{wait:?}"
+            );
+        }
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+    let (wait, ticket) = granted(reserve(&*store, &buckets, None).await);
+    assert!(
+        wait > Duration::from_millis(900) && wait <= Duration::from_secs(1) + SLACK,
+        "{wait:?}"
+    );
+    assert_eq!(ticket.deferred, 0);
+}
+
+/// A pause blocks the bucket and moves a pending reservation back by exactly the pause.
+async fn pause_blocks_and_moves_pending(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(10, hour(), 1)];
+    let buckets = [BucketRef {
+        key: "svc:p",
+        limits: &limits,
+    }];
+    granted(reserve(&*store, &buckets, None).await);
+    let (wait, ticket) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(wait, Duration::from_secs(360));
+    assert_eq!(
+        store.moved_by(&buckets, &ticket).await.unwrap(),
+        Duration::ZERO
+    );
+
+    store
+        .pause(&buckets, Duration::from_secs(2), false)
+        .await
+        .unwrap();
+    let moved = store.moved_by(&buckets, &ticket).await.unwrap();
+    assert_eq!(moved, Duration::from_secs(2), "moved by exactly the pause");
+    let view = store.view(buckets[0]).await.unwrap();
+    assert_near(view.blocked_for, Duration::from_secs(2));
+    assert_eq!(view.available, [0]);
+
+    // A shorter pause inside the current one moves nothing.
+    store
+        .pause(&buckets, Duration::from_secs(1), false)
+        .await
+        .unwrap();
+    assert_eq!(store.moved_by(&buckets, &ticket).await.unwrap(), moved);
+    let (next, _) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(next, Duration::from_secs(722));
+}
+
+/// A lower remaining tightens the bucket, a higher one never loosens it, and an exhausted
+/// window with a reset pauses it.
+async fn adopt_what_the_server_reports(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(100, hour(), 100)];
+    let bucket = BucketRef {
+        key: "svc:h",
+        limits: &limits,
+    };
+    let report = Report {
+        remaining: Some(7),
+        ..Report::default()
+    };
+    store.adopt(bucket, report).await.unwrap();
+    assert_eq!(available(&*store, bucket).await, [7]);
+    let higher = Report {
+        remaining: Some(50),
+        ..report
+    };
+    store.adopt(bucket, higher).await.unwrap();
+    assert_eq!(available(&*store, bucket).await, [7]);
+
+    let exhausted = Report {
+        remaining: Some(0),
+        reset_after: Some(Duration::from_secs(3)),
+        ..report
+    };
+    store.adopt(bucket, exhausted).await.unwrap();
+    let view = store.view(bucket).await.unwrap();
+    assert_near(view.blocked_for, Duration::from_secs(3));
+    assert_eq!(view.available, [0]);
+}
+
+/// A report matches the limit of its window, else of its count.
+async fn adopt_matches_the_reported_window(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(100, hour(), 100), limit(1000, 24 * hour(), 1000)];
+    let bucket = BucketRef {
+        key: "svc:w",
+        limits: &limits,
+    };
+    let by_window = Report {
+        remaining: Some(9),
+        window: Some(hour()),
+        ..Report::default()
+    };
+    store.adopt(bucket, by_window).await.unwrap();
+    assert_eq!(available(&*store, bucket).await, [9, 1000]);
+    let by_count = Report {
+        remaining: Some(500),
+        limit: Some(1000),
+        ..Report::default()
+    };
+    store.adopt(bucket, by_count).await.unwrap();
+    assert_eq!(available(&*store, bucket).await, [9, 500]);
+}
+
+/// Repeated bare 429s cut the pace; successes recover it once the 429s stopped repeating.
+async fn repeated_429s_cut_the_pace(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(100, hour(), 1)];
+    let bucket = BucketRef {
+        key: "svc:r",
+        limits: &limits,
+    };
+    store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
+    assert_eq!(
+        store.view(bucket).await.unwrap().pace_ppm,
+        1_000_000,
+        "a lone 429"
+    );
+    for _ in 0..2 {
+        store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
+    }
+    assert_eq!(store.view(bucket).await.unwrap().pace_ppm, 960_400);
+    for _ in 0..199 {
+        store.recover(bucket).await.unwrap();
+    }
+    assert_eq!(
+        store.view(bucket).await.unwrap().pace_ppm,
+        960_400,
+        "199 successes"
+    );
+    store.recover(bucket).await.unwrap();
+    assert_eq!(
+        store.view(bucket).await.unwrap().pace_ppm,
+        960_500,
+        "the 200th"
+    );
+}
+
+/// A released reservation is refunded only when nothing was reserved after it.
+async fn release_refunds_only_the_last(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(10, hour(), 1)];
+    let buckets = [BucketRef {
+        key: "svc:l",
+        limits: &limits,
+    }];
+    let slot = Duration::from_secs(360);
+    granted(reserve(&*store, &buckets, None).await);
+    let (wait, ticket) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(wait, slot);
+    store
+        .release(request(&buckets, 1, None), &ticket)
+        .await
+        .unwrap();
+    let (again, _) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(again, slot);
+
+    let (_, middle) = granted(reserve(&*store, &buckets, None).await);
+    granted(reserve(&*store, &buckets, None).await);
+    store
+        .release(request(&buckets, 1, None), &middle)
+        .await
+        .unwrap();
+    let (last, _) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(last, 4 * slot);
+}
+
+/// A waiting reservation charges only the buckets that decided its start; the others are
+/// left for the waiter (the ticket's mask), so the faster bucket keeps its gap free.
+async fn deferred_mask(store: Arc<dyn QuotaStore>) {
+    let (fast, slow) = ([limit(60, hour(), 1)], [limit(1, hour(), 1)]);
+    let buckets = [
+        BucketRef {
+            key: "svc:fast",
+            limits: &fast,
+        },
+        BucketRef {
+            key: "svc:slow",
+            limits: &slow,
+        },
+    ];
+    let (first, ticket) = granted(reserve(&*store, &buckets, None).await);
+    assert_eq!((first, ticket.deferred), (Duration::ZERO, 0));
+    let (second, ticket) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(second, hour());
+    assert_eq!(ticket.deferred, 0b01, "the fast bucket is deferred");
+
+    // The fast bucket was charged once: its next slot is one interval away, not two.
+    let (fast_only, _) = granted(reserve(&*store, &buckets[..1], None).await);
+    assert_near(fast_only, Duration::from_secs(60));
+}
+
+fn memory() -> Arc<dyn QuotaStore> {
+    Arc::new(MemoryStore::new())
+}
+
+fn redis(server: &RedisServer) -> Arc<dyn QuotaStore> {
+    Arc::new(RedisStore::builder(server.url()).build().unwrap())
+}
+
+macro_rules! contract {
+    ($($property:ident),* $(,)?) => {
+        $(
+            mod $property {
+                use super::*;
+
+                #[tokio::test]
+                async fn memory_store() {
+                    super::$property(memory()).await;
+                }
+
+                #[tokio::test]
+                async fn redis_store() {
+                    let server = RedisServer::start();
+                    super::$property(redis(&server)).await;
+                }
+            }
+        )*
+    };
+}
+
+contract!(
+    all_or_nothing_across_buckets,
+    never_fits,
+    max_wait_refusal,
+    pause_blocks_and_moves_pending,
+    adopt_what_the_server_reports,
+    adopt_matches_the_reported_window,
+    repeated_429s_cut_the_pace,
+    release_refunds_only_the_last,
+    deferred_mask,
+);
