@@ -1,0 +1,146 @@
+//! Redis killed in the middle of a run and started again on the same port: the failure
+//! policy holds, nothing panics, every request gets an answer, and the shared store is used
+//! again once Redis is back.
+//!
+//! Real time and a real `redis-server` throughout; the HTTP server only counts requests.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on a broken set-up"
+)]
+
+#[path = "common/redis.rs"]
+mod redis_server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use polvo_runtime::{Client, Error, Method, OnFailure, Policy, RedisStore, Request, RetryPolicy};
+use redis_server::RedisServer;
+use tokio::net::TcpListener;
+use tokio::task::{JoinSet, block_in_place};
+
+const BACKOFF: Duration = Duration::from_millis(200);
+
+async fn start_server() -> SocketAddr {
+    let app = Router::new().route("/work", get(|| async { "ok" }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn store(redis: &RedisServer, on_failure: OnFailure) -> Arc<RedisStore> {
+    let store = RedisStore::builder(redis.url())
+        .credential("outage-key")
+        .on_failure(on_failure)
+        .backoff(BACKOFF)
+        .build()
+        .unwrap();
+    Arc::new(store)
+}
+
+fn client(addr: SocketAddr, store: Arc<RedisStore>) -> Client {
+    Client::builder("outage", Policy::default())
+        .base_url(format!("http://{addr}"))
+        .rate_limit(50)
+        .retry(RetryPolicy::none())
+        .store(store)
+        .build()
+        .unwrap()
+}
+
+fn work() -> Request {
+    Request::new(Method::GET, "/work", "work")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_fallback_carries_the_run_through_an_outage() {
+    const REQUESTS: u64 = 150;
+    let mut redis = RedisServer::start();
+    let addr = start_server().await;
+    let store = store(&redis, OnFailure::Local { share: 0.5 });
+    let client = client(addr, store.clone());
+
+    let left = Arc::new(AtomicU64::new(REQUESTS));
+    let mut tasks = JoinSet::new();
+    for _ in 0..4 {
+        let (client, left) = (client.clone(), left.clone());
+        tasks.spawn(async move {
+            let mut results = Vec::new();
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                results.push(client.execute(work()).await.map(|r| r.status()));
+            }
+            results
+        });
+    }
+
+    // 50/s for 150 requests is 3 s: Redis dies at 0.7 s and is back at 1.7 s.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    block_in_place(|| redis.kill());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let failures_during = store.failures();
+    block_in_place(|| redis.restart());
+
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        results.extend(joined.expect("no task panicked"));
+    }
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    eprintln!(
+        "outage with local fallback: {} results, {ok} ok, {} redis failures, {} calls answered \
+         locally",
+        results.len(),
+        store.failures(),
+        store.fallbacks(),
+    );
+    assert_eq!(results.len() as u64, REQUESTS, "every request got a result");
+    assert_eq!(ok as u64, REQUESTS, "{results:?}");
+    assert!(failures_during > 0, "the outage was noticed");
+    assert!(
+        store.fallbacks() > 0,
+        "the local store answered during the outage"
+    );
+
+    // Back on Redis: the restarted server holds the quota's keys again, and they expire.
+    client.execute(work()).await.unwrap();
+    assert!(!store.is_degraded());
+    let keys: Vec<String> = redis.query(&["KEYS", "polvo:*"]).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].starts_with("polvo:{outage:") && keys[0].ends_with("}:default"));
+    let ttl: i64 = redis.query(&["PTTL", &keys[0]]).await;
+    assert!(ttl > 0, "idle keys expire (PTTL {ttl})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_policy_returns_store_errors_during_an_outage() {
+    let mut redis = RedisServer::start();
+    let addr = start_server().await;
+    let store = store(&redis, OnFailure::Fail);
+    let client = client(addr, store.clone());
+    client.execute(work()).await.unwrap();
+
+    block_in_place(|| redis.kill());
+    for _ in 0..2 {
+        // The first call meets the dead server, the second the back-off after it.
+        match client.execute(work()).await {
+            Err(Error::Store(message)) => assert!(message.contains("redis"), "{message}"),
+            other => panic!("expected a store error, got {other:?}"),
+        }
+    }
+    assert!(store.is_degraded());
+
+    block_in_place(|| redis.restart());
+    tokio::time::sleep(BACKOFF * 2).await;
+    let status = client.execute(work()).await.unwrap().status();
+    assert_eq!(status, 200);
+    assert!(!store.is_degraded());
+    assert_eq!(store.failures(), 1, "one failure, then the back-off");
+}
