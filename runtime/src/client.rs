@@ -342,6 +342,7 @@ impl Client {
                 Ok(permit) => permit,
                 Err(error) => return Err(after_attempts(error, attempt - 1, last_status)),
             };
+            crate::bulk::record_quota_wait(permit.waited());
             limiter.count(operation, Event::Sent);
             let outcome = self.attempt(request, url, key).await;
             drop(permit);
@@ -479,7 +480,8 @@ impl Client {
         if !safe || attempt >= retry.max_attempts() || !self.budget_allows() {
             return Err(error);
         }
-        tracing::info!(operation = request.operation, attempt, %error, "transport error; will retry");
+        let operation = request.operation;
+        tracing::info!(operation, attempt, %error, "transport error; will retry");
         Ok(Some(retry.backoff(attempt)))
     }
 

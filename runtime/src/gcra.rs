@@ -668,7 +668,10 @@ mod tests {
         ) {
             let (la, lb) = ([a], [b]);
             let mut states = vec![BucketState::new(1), BucketState::new(1)];
-            let targets = [Target { state: 0, limits: la.to_vec() }, Target { state: 1, limits: lb.to_vec() }];
+            let targets = [
+                Target { state: 0, limits: la.to_vec() },
+                Target { state: 1, limits: lb.to_vec() },
+            ];
             for cost in costs {
                 let before = states.clone();
                 match reserve(&mut states, &targets, cost, 0, Some(0)) {

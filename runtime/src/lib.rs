@@ -36,6 +36,7 @@
 //! # }
 //! ```
 
+pub mod bulk;
 mod client;
 mod clock;
 mod error;

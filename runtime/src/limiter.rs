@@ -56,6 +56,7 @@ struct Inner {
     plans: HashMap<String, Plan, BuildHasherDefault<Fnv>>,
     default_plan: Plan,
     service_slots: Option<Arc<Semaphore>>,
+    service_cap: Option<usize>,
     max_wait: Option<Duration>,
 }
 
@@ -65,6 +66,7 @@ struct Bucket {
     key: String,
     limits: Vec<Limit>,
     slots: Option<Arc<Semaphore>>,
+    cap: Option<usize>,
     counters: Counters,
 }
 
@@ -133,6 +135,7 @@ impl Limiter {
                 key: format!("{service}:{name}"),
                 limits: bucket.limits.clone(),
                 slots: bucket.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
+                cap: bucket.max_in_flight,
                 counters: Counters::default(),
             })
             .collect();
@@ -146,6 +149,7 @@ impl Limiter {
         let default_plan = plan(&policy.default_operation);
         let inner = Inner {
             service_slots: policy.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
+            service_cap: policy.max_in_flight,
             max_wait: policy.max_wait(),
             clock,
             store,
@@ -203,6 +207,32 @@ impl Limiter {
             .plans
             .get(operation)
             .unwrap_or(&self.inner.default_plan)
+    }
+
+    /// The sustained rate `operation` may be sent at, in requests per second: the slowest
+    /// of its limits at the current pace, divided by its cost. `None` when no limit applies.
+    pub fn rate(&self, operation: &str) -> Option<f64> {
+        let plan = self.plan(operation);
+        let memory = self.inner.store.as_memory();
+        let mut slowest: Option<f64> = None;
+        for target in &plan.targets {
+            let pace = memory.map_or(1.0, |m| m.pace_of(target));
+            for limit in &target.limits {
+                let rate = 1e9 / limit.interval.max(1) as f64 * pace;
+                slowest = Some(slowest.map_or(rate, |s| s.min(rate)));
+            }
+        }
+        slowest.map(|rate| rate / f64::from(plan.cost))
+    }
+
+    /// The tightest cap on requests in flight that applies to `operation`.
+    pub fn in_flight_cap(&self, operation: &str) -> Option<usize> {
+        let plan = self.plan(operation);
+        let buckets = plan
+            .buckets
+            .iter()
+            .filter_map(|&b| self.inner.buckets[b].cap);
+        self.inner.service_cap.into_iter().chain(buckets).min()
     }
 
     /// The clock the limiter reads.

@@ -261,6 +261,11 @@ impl MemoryStore {
         }
     }
 
+    /// The current pace of a bucket, as a share of its configured rate.
+    pub(crate) fn pace_of(&self, target: &Target) -> f64 {
+        f64::from(self.lock()[target.state].pace) / f64::from(gcra::FULL_PACE)
+    }
+
     pub(crate) fn release_at(&self, targets: &[Target], cost: u64, ticket: &Ticket) {
         let mut states = self.lock();
         let charged = || {
