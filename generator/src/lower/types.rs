@@ -17,7 +17,7 @@ use crate::naming::{Namer, camel, snake};
 use crate::spec::{Spec, escape_pointer};
 
 /// How deep `allOf` and reference chains are followed before giving up.
-const MAX_DEPTH: usize = 24;
+const MAX_DEPTH: usize = 64;
 
 /// A lowered schema: its type and whether `null` is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +181,10 @@ pub struct TypeSpace<'a> {
     defs: BTreeMap<String, TypeDef>,
     namer: Namer,
     diagnostics: Vec<Diagnostic>,
+    /// Referenced schemas named but not lowered yet: name, schema, pointer. Lowering them
+    /// later rather than on first sight keeps recursion as deep as inline nesting only;
+    /// Stripe's reference chains are hundreds of schemas long.
+    pending: Vec<(String, Schema, String)>,
     depth: usize,
 }
 
@@ -193,6 +197,7 @@ impl<'a> TypeSpace<'a> {
             defs: BTreeMap::new(),
             namer: Namer::default(),
             diagnostics: Vec::new(),
+            pending: Vec::new(),
             depth: 0,
         }
     }
@@ -256,8 +261,15 @@ impl<'a> TypeSpace<'a> {
         };
         self.by_pointer
             .insert(reference.to_owned(), lowered.clone());
-        self.define(&name, &schema, reference);
+        self.pending.push((name, schema, reference.to_owned()));
         lowered
+    }
+
+    /// Lowers every referenced schema named so far, and those they reach.
+    pub fn drain(&mut self) {
+        while let Some((name, schema, pointer)) = self.pending.pop() {
+            self.define(&name, &schema, &pointer);
+        }
     }
 
     /// An inline schema: primitives and containers stay anonymous, the rest is named.
@@ -580,9 +592,6 @@ impl<'a> TypeSpace<'a> {
         if lowered.is_empty() {
             return TypeKind::Alias(TypeRef::Any);
         }
-        if !tagged {
-            lowered.sort_by_key(|v| self.rank(&v.ty, 0));
-        }
         TypeKind::Union(Union {
             variants: lowered,
             tag: discriminator
@@ -624,9 +633,30 @@ impl<'a> TypeSpace<'a> {
 
     /// Boxes cycles, breaks recursive aliases and returns the types sorted by name.
     pub fn finish(mut self) -> (Vec<TypeDef>, Vec<Diagnostic>) {
+        self.drain();
+        self.order_untagged();
         self.break_alias_cycles();
         self.box_cycles();
         (self.defs.into_values().collect(), self.diagnostics)
+    }
+
+    /// Sorts the variants of untagged unions, once every type they name is known.
+    fn order_untagged(&mut self) {
+        let mut orders = Vec::new();
+        for def in self.defs.values() {
+            if let TypeKind::Union(u) = &def.kind
+                && u.tag.is_none()
+            {
+                let mut variants = u.variants.clone();
+                variants.sort_by_key(|v| self.rank(&v.ty, 0));
+                orders.push((def.name.clone(), variants));
+            }
+        }
+        for (name, variants) in orders {
+            if let Some(TypeKind::Union(u)) = self.defs.get_mut(&name).map(|d| &mut d.kind) {
+                u.variants = variants;
+            }
+        }
     }
 
     /// Type aliases cannot be recursive at all, even through `Vec`: such aliases become
