@@ -125,6 +125,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// The operation it answered.
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -572,6 +577,9 @@ impl Client {
     }
 
     fn url(&self, request: &Request) -> Result<Url, Error> {
+        if let Some(url) = &request.absolute {
+            return self.same_origin(url);
+        }
         let path = request.rendered_path()?;
         let mut url = self.inner.base.clone();
         let joined = format!("{}{}", url.path().trim_end_matches('/'), path);
@@ -590,6 +598,22 @@ impl Client {
             }
         }
         Ok(url)
+    }
+
+    /// A server-given URL (a `Link` header), only on the base URL's origin: credentials
+    /// must never follow a link to another host.
+    fn same_origin(&self, url: &Url) -> Result<Url, Error> {
+        let base = &self.inner.base;
+        let same = url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default();
+        if !same {
+            let origin = url.origin().ascii_serialization();
+            return Err(Error::InvalidRequest(format!(
+                "next-page link points to another origin ({origin}); not following it"
+            )));
+        }
+        Ok(url.clone())
     }
 
     fn idempotency_key(&self, request: &Request) -> Option<HeaderValue> {

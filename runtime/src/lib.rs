@@ -44,6 +44,7 @@ mod gcra;
 pub mod headers;
 mod limit;
 mod limiter;
+pub mod paginate;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis_store;

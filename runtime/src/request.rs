@@ -129,6 +129,8 @@ pub struct Request {
     pub(crate) body: Body,
     pub(crate) accept: Option<&'static str>,
     pub(crate) error: Option<String>,
+    /// A whole URL (a `Link` header's next page) used instead of base URL, path and query.
+    pub(crate) absolute: Option<reqwest::Url>,
 }
 
 impl Request {
@@ -144,6 +146,7 @@ impl Request {
             body: Body::Empty,
             accept: None,
             error: None,
+            absolute: None,
         }
     }
 
@@ -160,6 +163,21 @@ impl Request {
     /// The body.
     pub fn body(&self) -> &Body {
         &self.body
+    }
+
+    /// Replaces every value of query parameter `name` with `value`.
+    pub fn set_query(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.query.retain(|(n, _)| n != name);
+        self.query.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// The value of query parameter `name`, when set once or more (the first).
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Fills `{name}` in the path template; the value is percent-encoded.
