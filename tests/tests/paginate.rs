@@ -91,7 +91,8 @@ async fn linked(State(api): State<Arc<Api>>, Query(q): Query<HashMap<String, Str
     if page * PER_PAGE < ITEMS {
         let base = api.base.lock().unwrap().clone();
         let link = format!(
-            "<{base}/linked?page={}&per_page=5>; rel=\"next\", <{base}/linked?page=1>; rel=\"first\"",
+            "<{base}/linked?page={}&per_page=5>; rel=\"next\", \
+             <{base}/linked?page=1>; rel=\"first\"",
             page + 1
         );
         headers.insert("link", link.parse().unwrap());
@@ -240,6 +241,7 @@ async fn a_link_to_another_host_is_not_followed() {
     let error = pages.next().await.unwrap().unwrap_err();
     assert_eq!(
         error.to_string(),
-        "invalid request: next-page link points to another origin (https://evil.example); not following it"
+        "invalid request: next-page link points to another origin (https://evil.example); \
+         not following it"
     );
 }
