@@ -142,22 +142,15 @@ pub struct PetPage {
 }
 
 /// Where the pet is in the adoption process.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PetStatus {
     /// `available`
-    #[serde(rename = "available")]
     Available,
     /// `pending`
-    #[serde(rename = "pending")]
     Pending,
     /// `adopted`
-    #[serde(rename = "adopted")]
     Adopted,
     /// A value this client does not know yet.
-    #[serde(untagged)]
     Other(String),
 }
 
@@ -173,9 +166,32 @@ impl PetStatus {
     }
 }
 
+impl From<String> for PetStatus {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "available" => Self::Available,
+            "pending" => Self::Pending,
+            "adopted" => Self::Adopted,
+            _ => Self::Other(value),
+        }
+    }
+}
+
 impl std::fmt::Display for PetStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for PetStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PetStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
     }
 }
 

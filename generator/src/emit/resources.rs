@@ -18,8 +18,8 @@ use crate::naming::{Namer, bare, camel};
 /// The `resources` module's own items.
 pub(super) fn root(api: &Api) -> TokenStream {
     let docs = inner_doc_attrs(
-        "Resource handles: one per tag (or first path segment), reached from the client \
-         (`client.pets()`), with one method per operation.",
+        "Resource handles: one per tag (or first path segment), each reached from the \
+         client by a method of the same name, with one method per operation.",
     );
     let needs_content_type = api
         .operations
@@ -237,16 +237,16 @@ impl Group<'_> {
                     chain.push(quote!(.path(#wire, #arg)));
                 }
                 ParamLocation::Query => {
-                    let ty = borrowed(&p.ty, types);
+                    let (ty, value) = value_arg(&p.ty, types, &arg);
                     let style = query_style(p);
                     args.push(quote!(#arg: #ty));
-                    chain.push(quote!(.query(#wire, #arg, #style)));
+                    chain.push(quote!(.query(#wire, #value, #style)));
                 }
                 ParamLocation::Header => {
-                    let ty = borrowed(&p.ty, types);
+                    let (ty, value) = value_arg(&p.ty, types, &arg);
                     let wire = wire.to_ascii_lowercase();
                     args.push(quote!(#arg: #ty));
-                    chain.push(quote!(.header(#wire, #arg)));
+                    chain.push(quote!(.header(#wire, #value)));
                 }
             }
         }
@@ -574,6 +574,21 @@ fn body_arg(body: &RequestBody, types: &TokenStream) -> (TokenStream, TokenStrea
             quote!(body: impl Into<polvo_runtime::Bytes>),
             quote!(.bytes(body, #media)),
         ),
+    }
+}
+
+/// A query or header argument: numbers and booleans by value, the rest borrowed; and
+/// the expression that passes it on by reference.
+fn value_arg(
+    ty: &TypeRef,
+    types: &TokenStream,
+    arg: &proc_macro2::Ident,
+) -> (TokenStream, TokenStream) {
+    match ty {
+        TypeRef::Primitive(p) if !matches!(p, crate::ir::Primitive::String(_)) => {
+            (super::primitive_tokens(p), quote!(&#arg))
+        }
+        other => (borrowed(other, types), quote!(#arg)),
     }
 }
 

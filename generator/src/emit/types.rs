@@ -145,6 +145,9 @@ fn field(field: &Field) -> TokenStream {
     }
 }
 
+/// A string enum with a catch-all. Serde impls are written out rather than derived: a
+/// derived catch-all needs serde's buffering machinery per enum, which dominated compile
+/// time on APIs with thousands of enums.
 fn string_enum(
     docs: &TokenStream,
     name: &proc_macro2::Ident,
@@ -152,26 +155,28 @@ fn string_enum(
 ) -> TokenStream {
     let variants = values.iter().map(|v| {
         let variant = ident(&v.ident);
-        let wire = &v.value;
-        let doc = format!(" `{wire}`");
+        let doc = format!(" `{}`", v.value);
         quote! {
             #[doc = #doc]
-            #[serde(rename = #wire)]
             #variant,
         }
     });
-    let arms = values.iter().map(|v| {
+    let to_str = values.iter().map(|v| {
         let variant = ident(&v.ident);
         let wire = &v.value;
         quote!(Self::#variant => #wire,)
     });
+    let from_str = values.iter().map(|v| {
+        let variant = ident(&v.ident);
+        let wire = &v.value;
+        quote!(#wire => Self::#variant,)
+    });
     quote! {
         #docs
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum #name {
             #(#variants)*
             /// A value this client does not know yet.
-            #[serde(untagged)]
             Other(String),
         }
 
@@ -179,8 +184,17 @@ fn string_enum(
             /// The value as sent on the wire.
             pub fn as_str(&self) -> &str {
                 match self {
-                    #(#arms)*
+                    #(#to_str)*
                     Self::Other(other) => other,
+                }
+            }
+        }
+
+        impl From<String> for #name {
+            fn from(value: String) -> Self {
+                match value.as_str() {
+                    #(#from_str)*
+                    _ => Self::Other(value),
                 }
             }
         }
@@ -188,6 +202,18 @@ fn string_enum(
         impl std::fmt::Display for #name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for #name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for #name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
             }
         }
     }

@@ -185,6 +185,8 @@ pub struct TypeSpace<'a> {
     /// later rather than on first sight keeps recursion as deep as inline nesting only;
     /// Stripe's reference chains are hundreds of schemas long.
     pending: Vec<(String, Schema, String)>,
+    /// Inline schemas already named, by their JSON text.
+    by_shape: BTreeMap<String, String>,
     depth: usize,
 }
 
@@ -198,6 +200,7 @@ impl<'a> TypeSpace<'a> {
             namer: Namer::default(),
             diagnostics: Vec::new(),
             pending: Vec::new(),
+            by_shape: BTreeMap::new(),
             depth: 0,
         }
     }
@@ -342,15 +345,30 @@ impl<'a> TypeSpace<'a> {
     }
 
     /// Names an inline schema after `hint` and defines it.
+    ///
+    /// Inline schemas that are written the same way (Stripe repeats the same parameter
+    /// objects across operations, and `enum: [""]` hundreds of times) share one type,
+    /// named after the first place it appears, which keeps generated crates small.
     fn new_named(&mut self, schema: &Schema, hint: &str, pointer: &str) -> TypeRef {
         if let Some(known) = self.by_pointer.get(pointer) {
             return known.ty.clone();
         }
+        let key = serde_json::to_string(schema).ok();
+        if let Some(known) = key.as_ref().and_then(|k| self.by_shape.get(k)) {
+            return TypeRef::Named(known.clone());
+        }
+        let hint = match shape(schema) {
+            Shape::String(_, values) if values.iter().all(String::is_empty) => "EmptyString",
+            _ => hint,
+        };
         let name = self.namer.unique(&camel(hint));
         self.by_pointer.insert(
             pointer.to_owned(),
             Lowered::of(TypeRef::Named(name.clone())),
         );
+        if let Some(key) = key {
+            self.by_shape.insert(key, name.clone());
+        }
         self.define(&name, schema, pointer);
         TypeRef::Named(name)
     }
