@@ -139,10 +139,36 @@ pub struct RequestBody {
     pub encoding: Encoding,
     /// Its type; `Any` for bytes and text.
     pub ty: TypeRef,
-    /// Fields of a multipart body, for documentation: name, type text, required.
-    pub parts: Vec<(String, String, bool)>,
+    /// Fields of a multipart body, in document order.
+    pub parts: Vec<MultipartField>,
     /// Method name for this media type (`create`, `create_form`).
     pub method: String,
+}
+
+/// One field of a multipart body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartField {
+    /// The part name on the wire.
+    pub name: String,
+    /// The Rust field name.
+    pub ident: String,
+    /// What it holds.
+    pub kind: PartKind,
+    /// Whether it must be sent.
+    pub required: bool,
+}
+
+/// What a multipart field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    /// One file (`format: binary`).
+    File,
+    /// Several files (an array of binaries), one part each.
+    Files,
+    /// One text value.
+    Text,
+    /// Several text values, one part each.
+    Texts,
 }
 
 /// A response status as the document writes it.

@@ -159,3 +159,25 @@ async fn typed_errors_are_reachable() {
     );
     server.join().unwrap();
 }
+
+#[tokio::test]
+async fn upload_photo_sends_typed_multipart_parts() {
+    let (url, server) = serve_once("200 OK", "application/json", r#"{"url": "/p/7.png"}"#);
+    let client = PetstoreClient::builder().base_url(url).build().unwrap();
+    let body = polvo_petstore::resources::pets::UploadPetPhotoMultipart {
+        photo: ("rex.png".into(), polvo_runtime::Bytes::from_static(b"PNG")),
+        caption: Some("Rex".into()),
+    };
+    let photo = client.pets().upload_photo(7, body).await.unwrap();
+    assert_eq!(photo.url, "/p/7.png");
+    let request = server.join().unwrap();
+    assert!(
+        request.starts_with("PUT /pets/7/photo HTTP/1.1"),
+        "{request}"
+    );
+    assert!(
+        request.contains("name=\"photo\"; filename=\"rex.png\""),
+        "{request}"
+    );
+    assert!(request.contains("name=\"caption\"\r\n\r\nRex"), "{request}");
+}

@@ -10,8 +10,8 @@ use quote::quote;
 use crate::emit::docs::{doc_attrs, inner_doc_attrs};
 use crate::emit::{doc_lint_allows, group_module, ident, type_tokens};
 use crate::ir::{
-    Api, Encoding, Operation, Param, ParamLocation, ParamStyle, RequestBody, Status, TypeDef,
-    TypeKind, TypeRef,
+    Api, Encoding, Operation, Param, ParamLocation, ParamStyle, PartKind, RequestBody, Status,
+    TypeDef, TypeKind, TypeRef,
 };
 use crate::naming::{Namer, bare, camel};
 
@@ -178,6 +178,7 @@ struct Signature<'a> {
     ret: &'a TokenStream,
     decode: &'a TokenStream,
     errors: Option<&'a str>,
+    multipart: Option<&'a proc_macro2::Ident>,
 }
 
 struct Group<'a> {
@@ -195,11 +196,17 @@ impl Group<'_> {
         let params_struct = (!optional.is_empty()).then(|| self.params_struct(op, &optional));
         let (ret, decode) = self.response(op);
         let errors = self.errors(op);
+        let multipart = op
+            .bodies
+            .iter()
+            .find(|b| b.encoding == Encoding::Multipart && !b.parts.is_empty())
+            .map(|b| self.multipart_struct(op, b));
         let signature = Signature {
             params: params_struct.as_ref(),
             ret: &ret,
             decode: &decode,
             errors: errors.as_deref(),
+            multipart: multipart.as_ref(),
         };
         if op.bodies.is_empty() {
             return self.method(op, &op.name, None, &signature);
@@ -223,6 +230,7 @@ impl Group<'_> {
             ret,
             decode,
             errors,
+            multipart,
         } = *signature;
         let types = &self.types;
         let mut args = Vec::new();
@@ -251,7 +259,7 @@ impl Group<'_> {
             }
         }
         if let Some(body) = body {
-            let (arg, call) = body_arg(body, types);
+            let (arg, call) = body_arg(body, types, multipart);
             args.push(arg);
             chain.push(call);
         }
@@ -487,6 +495,81 @@ impl Group<'_> {
         (quote!(#name), decode)
     }
 
+    /// The struct a multipart body is built from, with `into_parts`; its name.
+    fn multipart_struct(&mut self, op: &Operation, body: &RequestBody) -> proc_macro2::Ident {
+        let name = ident(&self.namer.unique(&format!("{}Multipart", op.type_stem)));
+        let mut fields = Vec::new();
+        let mut pushes = Vec::new();
+        for part in &body.parts {
+            let field = ident(&part.ident);
+            let wire = &part.name;
+            let (ty, push) = match part.kind {
+                PartKind::File => (
+                    quote!((String, polvo_runtime::Bytes)),
+                    quote!(parts.push(polvo_runtime::Part::file(#wire, value.0, value.1));),
+                ),
+                PartKind::Files => (
+                    quote!(Vec<(String, polvo_runtime::Bytes)>),
+                    quote! {
+                        for (file_name, bytes) in value {
+                            parts.push(polvo_runtime::Part::file(#wire, file_name, bytes));
+                        }
+                    },
+                ),
+                PartKind::Text => (
+                    quote!(String),
+                    quote!(parts.push(polvo_runtime::Part::text(#wire, value));),
+                ),
+                PartKind::Texts => (
+                    quote!(Vec<String>),
+                    quote! {
+                        for text in value {
+                            parts.push(polvo_runtime::Part::text(#wire, text));
+                        }
+                    },
+                ),
+            };
+            let kind = match part.kind {
+                PartKind::File => "file name and content",
+                PartKind::Files => "files: name and content of each",
+                PartKind::Text | PartKind::Texts => "text",
+            };
+            let doc = format!(" `{wire}` ({kind}).");
+            if part.required {
+                fields.push(quote!(#[doc = #doc] pub #field: #ty,));
+                pushes.push(quote! {
+                    let value = self.#field;
+                    #push
+                });
+            } else {
+                fields.push(quote!(#[doc = #doc] pub #field: Option<#ty>,));
+                pushes.push(quote! {
+                    if let Some(value) = self.#field {
+                        #push
+                    }
+                });
+            }
+        }
+        let doc = format!("The `{}` body of `{}`.", body.media_type, op.id);
+        self.items.push(quote! {
+            #[doc = #doc]
+            #[derive(Debug, Clone, Default, PartialEq)]
+            pub struct #name {
+                #(#fields)*
+            }
+
+            impl #name {
+                /// The parts, in the order the API description lists them.
+                pub fn into_parts(self) -> Vec<polvo_runtime::Part> {
+                    let mut parts = Vec::new();
+                    #(#pushes)*
+                    parts
+                }
+            }
+        });
+        name
+    }
+
     /// A typed error enum when error statuses carry different JSON types; its name.
     fn errors(&mut self, op: &Operation) -> Option<String> {
         let typed: Vec<(Status, &TypeRef)> = op
@@ -555,7 +638,11 @@ impl Group<'_> {
 }
 
 /// The argument and builder call for a request body.
-fn body_arg(body: &RequestBody, types: &TokenStream) -> (TokenStream, TokenStream) {
+fn body_arg(
+    body: &RequestBody,
+    types: &TokenStream,
+    multipart: Option<&proc_macro2::Ident>,
+) -> (TokenStream, TokenStream) {
     let media = &body.media_type;
     match body.encoding {
         Encoding::Json => {
@@ -566,10 +653,15 @@ fn body_arg(body: &RequestBody, types: &TokenStream) -> (TokenStream, TokenStrea
             let ty = borrowed(&body.ty, types);
             (quote!(body: #ty), quote!(.form(body)))
         }
-        Encoding::Multipart => (
-            quote!(parts: Vec<polvo_runtime::Part>),
-            quote!(.multipart(parts)),
-        ),
+        Encoding::Multipart => match multipart {
+            Some(name) if !body.parts.is_empty() => {
+                (quote!(body: #name), quote!(.multipart(body.into_parts())))
+            }
+            _ => (
+                quote!(parts: Vec<polvo_runtime::Part>),
+                quote!(.multipart(parts)),
+            ),
+        },
         Encoding::Text | Encoding::Bytes => (
             quote!(body: impl Into<polvo_runtime::Bytes>),
             quote!(.bytes(body, #media)),
@@ -703,11 +795,8 @@ fn method_doc(op: &Operation, body: Option<&RequestBody>, errors: Option<&str>) 
     if let Some(body) = body {
         doc.push_str(&format!("\n\n# Body\n\n`{}`", body.media_type));
         if !body.parts.is_empty() {
-            doc.push_str(", as parts:\n");
-            for (name, kind, required) in &body.parts {
-                let required = if *required { ", required" } else { "" };
-                doc.push_str(&format!("\n- `{name}` ({kind}{required})"));
-            }
+            let parts: Vec<String> = body.parts.iter().map(|p| format!("`{}`", p.name)).collect();
+            doc.push_str(&format!(", with parts {}", parts.join(", ")));
         }
     }
     let responses: Vec<String> = op

@@ -9,7 +9,8 @@ use openapiv3::{
 };
 
 use crate::ir::{
-    Content, Encoding, Operation, Param, ParamLocation, ParamStyle, Response, Status, TypeRef,
+    Content, Encoding, MultipartField, Operation, Param, ParamLocation, ParamStyle, PartKind,
+    Response, Status, TypeRef,
 };
 use crate::lower::types::TypeSpace;
 use crate::naming::{Namer, bare, camel, snake};
@@ -283,8 +284,8 @@ impl OperationLowering<'_, '_, '_> {
         }
     }
 
-    /// Multipart fields for documentation: name, kind, required.
-    fn parts(&self, schema: &ReferenceOr<Schema>) -> Vec<(String, String, bool)> {
+    /// Multipart fields: files for `format: binary`, text for the rest.
+    fn parts(&self, schema: &ReferenceOr<Schema>) -> Vec<MultipartField> {
         let Ok(schema) = self.spec.resolve(schema) else {
             return Vec::new();
         };
@@ -293,14 +294,29 @@ impl OperationLowering<'_, '_, '_> {
             openapiv3::SchemaKind::Any(any) => (&any.properties, &any.required),
             _ => return Vec::new(),
         };
+        let mut namer = Namer::default();
         properties
             .iter()
             .map(|(name, property)| {
-                let kind = match self.spec.resolve_boxed(property) {
-                    Ok(s) if is_binary(&s) => "file",
-                    _ => "text",
+                let schema = self.spec.resolve_boxed(property).ok();
+                let array = schema.as_ref().is_some_and(|s| {
+                    matches!(
+                        &s.schema_kind,
+                        openapiv3::SchemaKind::Type(openapiv3::Type::Array(_))
+                    )
+                });
+                let kind = match (schema.as_ref().is_some_and(is_binary), array) {
+                    (true, true) => PartKind::Files,
+                    (true, false) => PartKind::File,
+                    (false, true) => PartKind::Texts,
+                    (false, false) => PartKind::Text,
                 };
-                (name.clone(), kind.to_owned(), required.contains(name))
+                MultipartField {
+                    name: name.clone(),
+                    ident: namer.unique(&snake(name)),
+                    kind,
+                    required: required.contains(name),
+                }
             })
             .collect()
     }

@@ -262,10 +262,7 @@ impl<'a> Pets<'a> {
     ///
     /// # Body
     ///
-    /// `multipart/form-data`, as parts:
-    ///
-    /// - `photo` (file, required)
-    /// - `caption` (text)
+    /// `multipart/form-data`, with parts `photo`, `caption`
     ///
     /// # Responses
     ///
@@ -277,7 +274,7 @@ impl<'a> Pets<'a> {
     pub async fn upload_photo(
         &self,
         pet_id: i64,
-        parts: Vec<polvo_runtime::Part>,
+        body: UploadPetPhotoMultipart,
     ) -> Result<super::super::types::Photo, polvo_runtime::Error> {
         let request = polvo_runtime::Request::new(
             polvo_runtime::Method::PUT,
@@ -285,7 +282,7 @@ impl<'a> Pets<'a> {
             "uploadPetPhoto",
         )
         .path("petId", pet_id)
-        .multipart(parts)
+        .multipart(body.into_parts())
         .accept("application/json");
         self.client.execute(request).await?.json()
     }
@@ -341,4 +338,26 @@ pub enum ListPetsResponses {
     OkCsv(String),
     /// A success status the API description does not list.
     Other(polvo_runtime::Response),
+}
+
+///The `multipart/form-data` body of `uploadPetPhoto`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadPetPhotoMultipart {
+    /// `photo` (file name and content).
+    pub photo: (String, polvo_runtime::Bytes),
+    /// `caption` (text).
+    pub caption: Option<String>,
+}
+
+impl UploadPetPhotoMultipart {
+    /// The parts, in the order the API description lists them.
+    pub fn into_parts(self) -> Vec<polvo_runtime::Part> {
+        let mut parts = Vec::new();
+        let value = self.photo;
+        parts.push(polvo_runtime::Part::file("photo", value.0, value.1));
+        if let Some(value) = self.caption {
+            parts.push(polvo_runtime::Part::text("caption", value));
+        }
+        parts
+    }
 }
