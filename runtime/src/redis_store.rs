@@ -29,6 +29,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use redis::IntoConnectionInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
@@ -390,7 +391,15 @@ impl RedisStoreBuilder {
         if self.timeout.is_zero() {
             return invalid("shared quota: the redis call timeout is 0".to_owned());
         }
-        let client = match redis::Client::open(self.url.as_str()) {
+        // Reservations are small writes that several tasks pipeline on one connection:
+        // with Nagle's algorithm on, one can sit behind another's unacknowledged segment
+        // for a delayed-ACK period (about 40 ms on Linux), long enough to send requests
+        // late in a bunch and cost 429s later on.
+        let opened = self.url.as_str().into_connection_info().and_then(|info| {
+            let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+            redis::Client::open(info.set_tcp_settings(tcp))
+        });
+        let client = match opened {
             Ok(client) => client,
             Err(error) => {
                 let url = redacted(&self.url);
@@ -622,10 +631,14 @@ pub(crate) fn credential_of(auth: &Auth) -> String {
 
 /// The store behind [`ClientBuilder::shared_quota`](crate::ClientBuilder::shared_quota):
 /// half the quota locally while Redis is away.
-pub(crate) fn for_client(url: &str, auth: &Auth) -> Result<RedisStore, ConfigError> {
+pub(crate) fn for_client(
+    url: &str,
+    auth: &Auth,
+    on_failure: OnFailure,
+) -> Result<RedisStore, ConfigError> {
     RedisStore::builder(url)
         .credential(&credential_of(auth))
-        .on_failure(OnFailure::Local { share: 0.5 })
+        .on_failure(on_failure)
         .build()
 }
 
