@@ -18,13 +18,14 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings denied)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "redis-server for the shared-quota tests (installed when missing)"
+scripts/redis.sh
+
 step "cargo test (workspace, doc tests included)"
 cargo test --workspace
 
-if [ -x scripts/check-generated.sh ]; then
-  step "generated clients are fresh"
-  scripts/check-generated.sh
-fi
+step "generated clients are fresh (polvo-gen check)"
+cargo run -q -p polvo-gen -- check
 
 if [ "$quick" = 1 ]; then
   exit 0
@@ -39,5 +40,11 @@ step "benchmark: acquire overhead against governor (summary)"
 POLVO_SUMMARY_ONLY=1 cargo bench -p polvo-runtime --bench acquire
 
 step "benchmark: throttle accuracy against a strict local server"
-POLVO_BENCH_REQUESTS="${POLVO_BENCH_REQUESTS:-2000}" \
+POLVO_BENCH_REQUESTS="${POLVO_BENCH_REQUESTS:-5000}" \
   cargo bench -p polvo-runtime --bench throttle
+
+step "benchmark: bulk updates against a strict local server, beside buffer_unordered"
+cargo bench -p polvo-runtime --bench bulk
+
+step "benchmark: shared-quota reservations on Redis against the in-memory store"
+cargo bench -p polvo-runtime --features redis --bench store

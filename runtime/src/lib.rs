@@ -17,6 +17,18 @@
 //! - **Errors** ([`Error`]): typed, with predicates such as [`Error::is_rate_limited`] and
 //!   [`Error::retry_after`]; no credential ever appears in one.
 //! - **Transport** ([`Client`], [`Request`]): reqwest with rustls, driving all of the above.
+//! - **Bulk and pages** ([`bulk`], [`paginate`]): thousands of calls at the allowed rate,
+//!   every item reported; auto-paging streams paced by the limiter.
+//! - **Usage** ([`Usage`]): a per-bucket snapshot; every throttle, cooldown and retry is
+//!   also a `tracing` event.
+//!
+//! ## Cargo features
+//!
+//! - `redis`: `RedisStore`, a quota shared between processes.
+//! - `metrics`: the usage counters exported through the [`metrics`](https://docs.rs/metrics) facade, labelled with
+//!   `service` and `bucket`: `polvo_requests_sent_total`, `polvo_throttled_total`,
+//!   `polvo_throttle_wait_seconds` (a histogram), `polvo_rate_limited_total` (429s),
+//!   `polvo_retries_total`, `polvo_failures_total` and `polvo_cooldowns_total`.
 //!
 //! ```no_run
 //! use polvo_runtime::{Client, Limit, Method, Policy, Request};
@@ -51,6 +63,7 @@ mod redis_store;
 mod request;
 mod retry;
 mod store;
+mod telemetry;
 mod usage;
 
 pub use client::{Auth, Client, ClientBuilder, Response, Secret};
@@ -60,7 +73,8 @@ pub use headers::{HeaderNames, RateLimitInfo, ResetKind};
 pub use limit::{Limit, LimitError};
 pub use limiter::{Limiter, Permit};
 pub use policy::{
-    BucketPolicy, ConfigError, DEFAULT_BUCKET, OperationPolicy, Policy, PolicyBuilder,
+    BucketPolicy, ConfigError, DEFAULT_BUCKET, Mode, ModeCondition, OperationPolicy, Policy,
+    PolicyBuilder,
 };
 #[cfg(feature = "redis")]
 pub use redis_store::{OnFailure, RedisStore, RedisStoreBuilder};

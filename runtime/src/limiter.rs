@@ -19,6 +19,7 @@ use crate::clock::{Clock, TokioClock};
 use crate::error::{Error, RateLimitReason, RateLimited};
 use crate::gcra::{ALL, Decision, LimitParams, Target};
 use crate::headers::RateLimitInfo;
+use crate::telemetry;
 use crate::limit::Limit;
 use crate::policy::{OperationPolicy, Policy};
 use crate::store::{BucketRef, Grant, MemoryStore, QuotaStore, Report, ReserveRequest, Ticket};
@@ -50,6 +51,7 @@ pub struct Limiter {
 
 #[derive(Debug)]
 struct Inner {
+    service: String,
     clock: Arc<dyn Clock>,
     store: Arc<dyn QuotaStore>,
     buckets: Vec<Bucket>,
@@ -148,6 +150,7 @@ impl Limiter {
             .collect();
         let default_plan = plan(&policy.default_operation);
         let inner = Inner {
+            service: service.to_owned(),
             service_slots: policy.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
             service_cap: policy.max_in_flight,
             max_wait: policy.max_wait(),
@@ -398,6 +401,9 @@ impl Limiter {
             let counters = &self.inner.buckets[b].counters;
             Counters::add(&counters.throttled, 1);
             Counters::add(&counters.throttled_nanos, nanos);
+            let name = &self.inner.buckets[b].name;
+            telemetry::count("polvo_throttled_total", &self.inner.service, name, 1);
+            telemetry::waited(&self.inner.service, name, waited);
         }
         tracing::trace!(
             operation,
@@ -452,6 +458,10 @@ impl Limiter {
             slow_down,
             "cooldown"
         );
+        for &b in &plan.buckets {
+            let name = &self.inner.buckets[b].name;
+            telemetry::count("polvo_cooldowns_total", &self.inner.service, name, 1);
+        }
         match self.inner.store.as_memory() {
             Some(memory) => memory.pause_at(&plan.targets, delay, slow_down),
             None => {
@@ -539,13 +549,15 @@ impl Limiter {
     pub(crate) fn count(&self, operation: &str, kind: Event) {
         for &b in &self.plan(operation).buckets {
             let c = &self.inner.buckets[b].counters;
-            let counter = match kind {
-                Event::Sent => &c.sent,
-                Event::Rejected => &c.rejected,
-                Event::Retry => &c.retries,
-                Event::Failure => &c.failures,
+            let (counter, metric) = match kind {
+                Event::Sent => (&c.sent, "polvo_requests_sent_total"),
+                Event::Rejected => (&c.rejected, "polvo_rate_limited_total"),
+                Event::Retry => (&c.retries, "polvo_retries_total"),
+                Event::Failure => (&c.failures, "polvo_failures_total"),
             };
             Counters::add(counter, 1);
+            let name = &self.inner.buckets[b].name;
+            telemetry::count(metric, &self.inner.service, name, 1);
         }
     }
 
