@@ -482,7 +482,7 @@ pub enum ChargeInvoice {
 /// `#/components/schemas/ChargeList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChargeList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<Charge>,
     pub has_more: bool,
     pub url: String,
@@ -635,7 +635,7 @@ pub enum ChargePaymentIntent {
 /// `#/components/schemas/ChargeSearchResult` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChargeSearchResult {
-    pub object: SubscriptionSearchResultObject,
+    pub object: SearchResultObject,
     pub data: Vec<Charge>,
     pub has_more: bool,
     #[serde(
@@ -998,7 +998,7 @@ pub struct CustomerInvoiceSettingsParams {
 /// `#/components/schemas/CustomerList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<Customer>,
     /// Whether there are more customers after this page.
     pub has_more: bool,
@@ -1008,7 +1008,7 @@ pub struct CustomerList {
 /// `#/components/schemas/CustomerSearchResult` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerSearchResult {
-    pub object: SubscriptionSearchResultObject,
+    pub object: SearchResultObject,
     pub data: Vec<Customer>,
     pub has_more: bool,
     /// The cursor for the next page, sent back as `page`.
@@ -1277,56 +1277,10 @@ pub struct File {
 /// `#/components/schemas/FileList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FileList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<File>,
     pub has_more: bool,
     pub url: String,
-}
-
-/// `#/components/schemas/FileList/properties/object` in the API description.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FileListObject {
-    /// `list`
-    List,
-    /// A value this client does not know yet.
-    Other(String),
-}
-
-impl FileListObject {
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::List => "list",
-            Self::Other(other) => other,
-        }
-    }
-}
-
-impl From<String> for FileListObject {
-    fn from(value: String) -> Self {
-        match value.as_str() {
-            "list" => Self::List,
-            _ => Self::Other(value),
-        }
-    }
-}
-
-impl std::fmt::Display for FileListObject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for FileListObject {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for FileListObject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
-    }
 }
 
 /// `#/components/schemas/File/properties/object` in the API description.
@@ -1816,7 +1770,7 @@ pub struct InvoiceLineItem {
 /// `#/components/schemas/InvoiceLineItemList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvoiceLineItemList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<InvoiceLineItem>,
     pub has_more: bool,
     pub url: String,
@@ -1928,7 +1882,7 @@ impl<'de> serde::Deserialize<'de> for InvoiceLineItemType {
 /// `#/components/schemas/InvoiceList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvoiceList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<Invoice>,
     pub has_more: bool,
     pub url: String,
@@ -2012,7 +1966,7 @@ pub enum InvoicePaymentIntent {
 /// `#/components/schemas/InvoiceSearchResult` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InvoiceSearchResult {
-    pub object: SubscriptionSearchResultObject,
+    pub object: SearchResultObject,
     pub data: Vec<Invoice>,
     pub has_more: bool,
     #[serde(
@@ -2133,6 +2087,52 @@ pub struct InvoiceUpdateParams {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct InvoiceUpdateParamsAutomaticTax {
     pub enabled: bool,
+}
+
+/// The `object` of every list: `list`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ListObject {
+    /// `list`
+    List,
+    /// A value this client does not know yet.
+    Other(String),
+}
+
+impl ListObject {
+    /// The value as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::List => "list",
+            Self::Other(other) => other,
+        }
+    }
+}
+
+impl From<String> for ListObject {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "list" => Self::List,
+            _ => Self::Other(value),
+        }
+    }
+}
+
+impl std::fmt::Display for ListObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ListObject {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ListObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
 }
 
 /// `#/paths/~1v1~1subscriptions/get/parameters/7/schema` in the API description.
@@ -2686,7 +2686,7 @@ pub enum PaymentIntentLatestCharge {
 /// `#/components/schemas/PaymentIntentList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PaymentIntentList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<PaymentIntent>,
     pub has_more: bool,
     pub url: String,
@@ -2766,7 +2766,7 @@ impl<'de> serde::Deserialize<'de> for PaymentIntentObject {
 /// `#/components/schemas/PaymentIntentSearchResult` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PaymentIntentSearchResult {
-    pub object: SubscriptionSearchResultObject,
+    pub object: SearchResultObject,
     pub data: Vec<PaymentIntent>,
     pub has_more: bool,
     #[serde(
@@ -3164,7 +3164,7 @@ impl<'de> serde::Deserialize<'de> for PriceCreateParamsTiersMode {
 /// `#/components/schemas/PriceList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PriceList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<Price>,
     pub has_more: bool,
     pub url: String,
@@ -3229,7 +3229,7 @@ pub enum PriceProduct {
 /// `#/components/schemas/PriceSearchResult` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PriceSearchResult {
-    pub object: SubscriptionSearchResultObject,
+    pub object: SearchResultObject,
     pub data: Vec<Price>,
     pub has_more: bool,
     #[serde(
@@ -3568,7 +3568,7 @@ pub enum ProductDefaultPrice {
 /// `#/components/schemas/ProductList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProductList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<Product>,
     pub has_more: bool,
     pub url: String,
@@ -3577,7 +3577,7 @@ pub struct ProductList {
 /// `#/components/schemas/ProductSearchResult` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProductSearchResult {
-    pub object: SubscriptionSearchResultObject,
+    pub object: SearchResultObject,
     pub data: Vec<Product>,
     pub has_more: bool,
     #[serde(
@@ -3660,6 +3660,52 @@ pub struct RecurringParams {
     pub interval_count: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_type: Option<UsageType>,
+}
+
+/// The `object` of every page of search results: `search_result`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SearchResultObject {
+    /// `search_result`
+    SearchResult,
+    /// A value this client does not know yet.
+    Other(String),
+}
+
+impl SearchResultObject {
+    /// The value as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::SearchResult => "search_result",
+            Self::Other(other) => other,
+        }
+    }
+}
+
+impl From<String> for SearchResultObject {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "search_result" => Self::SearchResult,
+            _ => Self::Other(value),
+        }
+    }
+}
+
+impl std::fmt::Display for SearchResultObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for SearchResultObject {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SearchResultObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
+    }
 }
 
 /// `#/components/schemas/SetupFutureUsage` in the API description.
@@ -3898,7 +3944,7 @@ pub struct SubscriptionItem {
 /// `#/components/schemas/SubscriptionItemList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionItemList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<SubscriptionItem>,
     pub has_more: bool,
     pub url: String,
@@ -3989,7 +4035,7 @@ pub enum SubscriptionLatestInvoice {
 /// `#/components/schemas/SubscriptionList` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionList {
-    pub object: FileListObject,
+    pub object: ListObject,
     pub data: Vec<Subscription>,
     pub has_more: bool,
     pub url: String,
@@ -4044,7 +4090,7 @@ impl<'de> serde::Deserialize<'de> for SubscriptionObject {
 /// `#/components/schemas/SubscriptionSearchResult` in the API description.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionSearchResult {
-    pub object: SubscriptionSearchResultObject,
+    pub object: SearchResultObject,
     pub data: Vec<Subscription>,
     pub has_more: bool,
     #[serde(
@@ -4056,52 +4102,6 @@ pub struct SubscriptionSearchResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_count: Option<i64>,
     pub url: String,
-}
-
-/// `#/components/schemas/SubscriptionSearchResult/properties/object` in the API description.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SubscriptionSearchResultObject {
-    /// `search_result`
-    SearchResult,
-    /// A value this client does not know yet.
-    Other(String),
-}
-
-impl SubscriptionSearchResultObject {
-    /// The value as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::SearchResult => "search_result",
-            Self::Other(other) => other,
-        }
-    }
-}
-
-impl From<String> for SubscriptionSearchResultObject {
-    fn from(value: String) -> Self {
-        match value.as_str() {
-            "search_result" => Self::SearchResult,
-            _ => Self::Other(value),
-        }
-    }
-}
-
-impl std::fmt::Display for SubscriptionSearchResultObject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for SubscriptionSearchResultObject {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for SubscriptionSearchResultObject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        <String as serde::Deserialize>::deserialize(deserializer).map(Self::from)
-    }
 }
 
 /// `#/components/schemas/SubscriptionStatus` in the API description.
