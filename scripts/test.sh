@@ -44,7 +44,7 @@ POLVO_BENCH_REQUESTS="${POLVO_BENCH_REQUESTS:-5000}" \
   cargo bench -p polvo-runtime --bench throttle
 
 step "benchmark: bulk updates against a strict local server, beside buffer_unordered"
-cargo bench -p polvo-runtime --bench bulk
+cargo bench -p polvo-demo --bench bulk
 
 step "benchmark: shared-quota reservations on Redis against the in-memory store"
 cargo bench -p polvo-runtime --features redis --bench store
