@@ -36,6 +36,9 @@ if [ -x scripts/corpus-check.sh ]; then
   scripts/corpus-check.sh
 fi
 
+step "benchmark: generation time and peak memory for Stripe's spec3.yaml"
+cargo bench -p polvo-gen --bench generate
+
 step "benchmark: acquire overhead against governor (summary)"
 POLVO_SUMMARY_ONLY=1 cargo bench -p polvo-runtime --bench acquire
 
