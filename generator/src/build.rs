@@ -160,11 +160,22 @@ impl Builder {
             .as_deref()
             .ok_or_else(|| Error::Config("no spec given; call spec()".into()))?;
         let spec = Spec::load(spec_path)?;
-        let annotations = match &self.annotations {
-            Some(path) => Annotations::load(path)?,
-            None => Annotations::default(),
+        let (annotations, mut problems) = match &self.annotations {
+            Some(path) => Annotations::parse_lenient(path, &crate::spec::read(path)?)?,
+            None => (Annotations::default(), Vec::new()),
         };
         let (api, mut diagnostics) = crate::lower::lower(&spec, &annotations, self.name.as_deref());
+        if let Some(file) = annotations.file() {
+            problems.extend(crate::check::annotations(&api, &annotations));
+            problems.sort();
+            problems.dedup();
+            if !problems.is_empty() {
+                return Err(Error::Annotations {
+                    file: file.to_path_buf(),
+                    problems,
+                });
+            }
+        }
         diagnostics.extend(crate::check::check(&api));
         diagnostics.sort();
         let errors: Vec<String> = diagnostics

@@ -85,6 +85,14 @@ pub enum Error {
         /// One message per problem, each starting with a JSON pointer.
         messages: Vec<String>,
     },
+    /// The annotations file has problems: every one found, in file order.
+    #[error("{}", render_problems(file, problems))]
+    Annotations {
+        /// The annotations file.
+        file: PathBuf,
+        /// Each problem with its line and column.
+        problems: Vec<Problem>,
+    },
     /// The generator produced code that does not parse: a bug in polvo-gen.
     #[error("internal error: generated {file} does not parse: {message}")]
     Internal {
@@ -117,7 +125,28 @@ impl Error {
                 | Self::Ref { .. }
                 | Self::Version { .. }
                 | Self::Invalid { .. }
+                | Self::Annotations { .. }
                 | Self::Config(_)
         )
     }
+}
+
+/// One problem in an annotations file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// The line, from 1.
+    pub line: usize,
+    /// The column, from 1.
+    pub column: usize,
+    /// What is wrong, in lowercase, naming the bad value.
+    pub message: String,
+}
+
+/// One `file:line:column: message` line per problem.
+fn render_problems(file: &std::path::Path, problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}:{}:{}: {}", file.display(), p.line, p.column, p.message))
+        .collect();
+    lines.join("\n")
 }

@@ -21,6 +21,8 @@ pub struct Api {
     pub types: Vec<TypeDef>,
     /// Security schemes, sorted by name.
     pub security: Vec<SecurityScheme>,
+    /// The rate-limit policy from the annotations file.
+    pub policy: Policy,
 }
 
 /// The names a generated crate is built around.
@@ -66,6 +68,10 @@ pub struct Operation {
     pub bodies: Vec<RequestBody>,
     /// Responses, by status.
     pub responses: Vec<Response>,
+    /// `tags`, in document order.
+    pub tags: Vec<String>,
+    /// How the operation pages, when a pagination rule matches it.
+    pub paging: Option<Paging>,
 }
 
 /// Where a parameter goes.
@@ -360,4 +366,209 @@ pub struct Variant {
     pub ty: TypeRef,
     /// Discriminator values selecting it (tagged unions only).
     pub tags: Vec<String>,
+}
+
+/// The rate-limit policy a client starts with; empty without annotations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {
+    /// Buckets, sorted by name.
+    pub buckets: Vec<Bucket>,
+    /// Operations spending other buckets than `default`, or more than 1, sorted by id.
+    pub operations: Vec<OperationCost>,
+    /// Modes, in file order (the first that applies wins).
+    pub modes: Vec<Mode>,
+    /// Which rate-limit headers to read; `None` reads them all.
+    pub tracking: Option<Tracking>,
+    /// Retry settings that differ from the runtime's defaults.
+    pub retry: Option<Retry>,
+    /// The bulk engine's concurrency cap.
+    pub bulk_max_concurrency: Option<u32>,
+    /// Shared quota, when configured.
+    pub store: Option<Store>,
+}
+
+/// A named set of limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// The bucket's name.
+    pub name: String,
+    /// Limits enforced together.
+    pub limits: Vec<Rate>,
+    /// Requests of the bucket in flight at once.
+    pub max_in_flight: Option<u32>,
+}
+
+/// `count` units per `period_nanos`, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Units per period, at least 1.
+    pub count: u32,
+    /// The period, in nanoseconds, at least `count`.
+    pub period_nanos: u64,
+    /// Units at once, at least 1.
+    pub burst: u32,
+}
+
+/// Which buckets an operation spends, and how much.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationCost {
+    /// The operation id.
+    pub id: String,
+    /// Buckets spent together.
+    pub buckets: Vec<String>,
+    /// Units spent in each.
+    pub cost: u32,
+}
+
+/// Bucket overrides chosen by credential or base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mode {
+    /// The mode's name.
+    pub name: String,
+    /// When it applies.
+    pub when: ModeWhen,
+    /// The buckets it changes, sorted by name.
+    pub buckets: Vec<Bucket>,
+}
+
+/// When a mode applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModeWhen {
+    /// The credential starts with this prefix.
+    KeyPrefix(String),
+    /// The base URL is this one.
+    BaseUrl(String),
+}
+
+/// The response headers a client reads, every list resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracking {
+    /// Delay in seconds or an HTTP date.
+    pub retry_after: Vec<String>,
+    /// Delay in milliseconds.
+    pub retry_after_ms: Vec<String>,
+    /// Units per window.
+    pub limit: Vec<String>,
+    /// Units left.
+    pub remaining: Vec<String>,
+    /// When the window resets.
+    pub reset: Vec<String>,
+    /// Units used.
+    pub used: Vec<String>,
+    /// Which bucket the values describe.
+    pub resource: Vec<String>,
+    /// Whether the IETF structured `RateLimit` and `RateLimit-Policy` fields are read.
+    pub ietf: bool,
+    /// How reset values are read.
+    pub reset_kind: ResetKind,
+}
+
+/// How a reset header's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResetKind {
+    /// Guessed from its size.
+    #[default]
+    Auto,
+    /// Seconds since the epoch.
+    Epoch,
+    /// Seconds from now.
+    Delay,
+    /// Milliseconds since the epoch.
+    EpochMs,
+}
+
+/// Retry settings; `None` keeps the runtime's default for that setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retry {
+    /// Statuses retried.
+    pub statuses: Option<Vec<u16>>,
+    /// Attempts in all.
+    pub attempts: Option<u32>,
+    /// Backoff base and maximum, in nanoseconds.
+    pub backoff: Option<(u64, u64)>,
+    /// The longest server-asked delay slept through, in nanoseconds.
+    pub max_retry_after: Option<u64>,
+    /// The retry budget; `Some(None)` turns it off.
+    pub budget: Option<Option<Budget>>,
+    /// The idempotency key header.
+    pub idempotency_header: Option<String>,
+    /// Methods safe to repeat without a key (upper case).
+    pub idempotent_methods: Option<Vec<String>>,
+    /// The server's retry hint header.
+    pub hint_header: Option<String>,
+}
+
+/// A retry budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Retries per 1000 first attempts.
+    pub per_mille: u32,
+    /// Retries always allowed per second.
+    pub min_per_second: u32,
+}
+
+/// Quota shared through Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    /// The environment variable holding the Redis URL.
+    pub url_env: String,
+    /// While Redis is unreachable: `Some(per_mille)` of each limit alone, `None` fails.
+    pub local_share_per_mille: Option<u32>,
+}
+
+/// How an operation pages, and what its items are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paging {
+    /// The auto-paging method's name (`list_pages`).
+    pub method: String,
+    /// The scheme.
+    pub scheme: PagingScheme,
+    /// The type of one item.
+    pub item: TypeRef,
+}
+
+/// A pagination scheme, as the runtime's `Pagination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PagingScheme {
+    /// A cursor parameter.
+    Cursor {
+        /// The request parameter.
+        param: String,
+        /// The response field holding the items.
+        items: String,
+        /// The response field saying there is more.
+        has_more: Option<String>,
+        /// Where the next cursor comes from.
+        next: CursorFrom,
+    },
+    /// An offset parameter.
+    Offset {
+        /// The request parameter.
+        param: String,
+        /// The response field holding the items.
+        items: String,
+    },
+    /// A page number parameter.
+    Page {
+        /// The request parameter.
+        param: String,
+        /// The response field holding the items.
+        items: String,
+        /// The first page's number.
+        first: u64,
+    },
+    /// RFC 8288 `Link` headers.
+    LinkHeader {
+        /// The response field holding the items; empty for a top-level array.
+        items: String,
+    },
+}
+
+/// Where a cursor comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorFrom {
+    /// A field of the last item.
+    LastItem(String),
+    /// A field of the response.
+    Response(String),
 }

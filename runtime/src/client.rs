@@ -105,6 +105,17 @@ impl Auth {
         })
     }
 
+    /// The credential a mode's key prefix is compared with: the token, the key, or the
+    /// basic user (services such as Stripe put the key there).
+    pub(crate) fn key(&self) -> Option<&str> {
+        match self {
+            Self::None => None,
+            Self::Bearer(token) => Some(token.expose()),
+            Self::Basic { user, .. } => Some(user),
+            Self::Header { value, .. } | Self::Query { value, .. } => Some(value.expose()),
+        }
+    }
+
     /// An API key sent in query parameter `name`.
     pub fn query(name: impl Into<String>, key: impl Into<String>) -> Self {
         Self::Query {
@@ -253,7 +264,7 @@ pub struct ClientBuilder {
     clock: Option<Arc<dyn Clock>>,
     http: Option<reqwest::Client>,
     #[cfg(feature = "redis")]
-    shared_quota: Option<String>,
+    shared_quota: Option<(String, crate::OnFailure)>,
     errors: Vec<ConfigError>,
 }
 
@@ -747,9 +758,16 @@ impl ClientBuilder {
     /// and pass it to [`ClientBuilder::store`] to choose otherwise. An invalid URL is
     /// reported by [`ClientBuilder::build`].
     #[cfg(feature = "redis")]
-    pub fn shared_quota(mut self, redis_url: &str) -> Self {
-        match crate::redis_store::for_client(redis_url, &Auth::None) {
-            Ok(_) => self.shared_quota = Some(redis_url.to_owned()),
+    pub fn shared_quota(self, redis_url: &str) -> Self {
+        self.shared_quota_with(redis_url, crate::OnFailure::Local { share: 0.5 })
+    }
+
+    /// As [`ClientBuilder::shared_quota`], choosing what happens while Redis is
+    /// unreachable.
+    #[cfg(feature = "redis")]
+    pub fn shared_quota_with(mut self, redis_url: &str, on_failure: crate::OnFailure) -> Self {
+        match crate::redis_store::for_client(redis_url, &Auth::None, on_failure) {
+            Ok(_) => self.shared_quota = Some((redis_url.to_owned(), on_failure)),
             Err(error) => self.errors.push(error),
         }
         self
@@ -778,10 +796,14 @@ impl ClientBuilder {
         if let Some(error) = self.errors.into_iter().next() {
             return Err(error.into());
         }
-        let policy = self.policy.into_builder().build()?;
         let base = self
             .base_url
             .ok_or_else(|| ConfigError::Client("no base URL set".into()))?;
+        let (policy, mode) = self.policy.with_mode_for(self.auth.key(), &base);
+        if let Some(mode) = mode {
+            tracing::debug!(service = %self.service, mode, "mode limits chosen");
+        }
+        let policy = policy.into_builder().build()?;
         let base = Url::parse(&base)
             .map_err(|e| ConfigError::Client(format!("base URL `{base}` is invalid: {e}")))?;
         let http = match self.http {
@@ -802,8 +824,8 @@ impl ClientBuilder {
         // The credentials are final only now, and they name the shared quota's keys.
         #[cfg(feature = "redis")]
         let store = match &self.shared_quota {
-            Some(url) => {
-                let redis = crate::redis_store::for_client(url, &self.auth)?;
+            Some((url, on_failure)) => {
+                let redis = crate::redis_store::for_client(url, &self.auth, *on_failure)?;
                 Some(Arc::new(redis) as Arc<dyn QuotaStore>)
             }
             None => self.store,

@@ -98,6 +98,44 @@ impl Default for OperationPolicy {
     }
 }
 
+/// When a [`Mode`] applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModeCondition {
+    /// The credential (bearer token, API key, or basic user) starts with this prefix,
+    /// as Stripe's `sk_test_` keys do.
+    KeyPrefix(String),
+    /// The base URL is this one (a trailing `/` does not matter).
+    BaseUrl(String),
+}
+
+/// Limits that replace a bucket's usual ones while a condition holds: a test key or a
+/// sandbox URL often gets lower limits than production.
+///
+/// A mode is chosen once, when the client is built, from its credentials and base URL;
+/// the first mode whose condition holds wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mode {
+    /// The mode's name, for logs.
+    pub name: String,
+    /// When it applies.
+    pub when: ModeCondition,
+    /// Per bucket: limits that replace the bucket's, and an in-flight cap that replaces
+    /// the bucket's when given.
+    pub buckets: BTreeMap<String, BucketPolicy>,
+}
+
+impl Mode {
+    fn applies(&self, key: Option<&str>, base_url: &str) -> bool {
+        match &self.when {
+            ModeCondition::KeyPrefix(prefix) => key.is_some_and(|k| k.starts_with(prefix)),
+            ModeCondition::BaseUrl(url) => {
+                url.trim_end_matches('/') == base_url.trim_end_matches('/')
+            }
+        }
+    }
+}
+
 /// A service's whole rate-limit policy.
 ///
 /// # Examples
@@ -123,6 +161,7 @@ pub struct Policy {
     pub(crate) max_wait: Option<Duration>,
     pub(crate) retry: RetryPolicy,
     pub(crate) headers: HeaderNames,
+    pub(crate) modes: Vec<Mode>,
 }
 
 impl Default for Policy {
@@ -139,6 +178,7 @@ impl Default for Policy {
             max_wait: None,
             retry: RetryPolicy::default(),
             headers: HeaderNames::default(),
+            modes: Vec::new(),
         }
     }
 }
@@ -178,6 +218,48 @@ impl Policy {
         &self.headers
     }
 
+    /// The modes, in the order they are tried.
+    pub fn modes(&self) -> &[Mode] {
+        &self.modes
+    }
+
+    /// The policy with the first mode that applies to `key` and `base_url` folded into
+    /// its buckets, and that mode's name; the policy unchanged when none applies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use polvo_runtime::{BucketPolicy, Limit, ModeCondition, Policy};
+    ///
+    /// let test = BucketPolicy { limits: vec![Limit::per_second(25)?], max_in_flight: None };
+    /// let policy = Policy::builder()
+    ///     .bucket("default", [Limit::per_second(100)?])
+    ///     .mode("test", ModeCondition::KeyPrefix("sk_test_".into()), [("default", test)])
+    ///     .build()?;
+    /// let (chosen, mode) = policy.with_mode_for(Some("sk_test_123"), "https://api.example.com");
+    /// assert_eq!(mode.as_deref(), Some("test"));
+    /// assert_eq!(chosen.buckets()["default"].limits, [Limit::per_second(25)?]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_mode_for(mut self, key: Option<&str>, base_url: &str) -> (Self, Option<String>) {
+        let Some(mode) = self
+            .modes
+            .iter()
+            .find(|m| m.applies(key, base_url))
+            .cloned()
+        else {
+            return (self, None);
+        };
+        for (name, change) in mode.buckets {
+            let bucket = self.buckets.entry(name).or_default();
+            bucket.limits = change.limits;
+            if change.max_in_flight.is_some() {
+                bucket.max_in_flight = change.max_in_flight;
+            }
+        }
+        (self, Some(mode.name))
+    }
+
     /// Turns the policy back into a builder, to change a part of it.
     pub fn into_builder(self) -> PolicyBuilder {
         PolicyBuilder { policy: self }
@@ -189,7 +271,8 @@ impl Policy {
                 scope: "service".into(),
             });
         }
-        for (name, bucket) in &self.buckets {
+        let in_modes = self.modes.iter().flat_map(|m| &m.buckets);
+        for (name, bucket) in self.buckets.iter().chain(in_modes) {
             if bucket.max_in_flight == Some(0) {
                 return Err(ConfigError::ZeroInFlight {
                     scope: format!("bucket `{name}`"),
@@ -239,22 +322,45 @@ pub struct PolicyBuilder {
 
 impl PolicyBuilder {
     /// Defines (or replaces the limits of) a bucket.
+    ///
+    /// Limits set this way win over the modes defined before: the bucket leaves them.
     pub fn bucket(
         mut self,
         name: impl Into<String>,
         limits: impl IntoIterator<Item = Limit>,
     ) -> Self {
-        self.policy.buckets.entry(name.into()).or_default().limits = limits.into_iter().collect();
+        let name = name.into();
+        for mode in &mut self.policy.modes {
+            mode.buckets.remove(&name);
+        }
+        self.policy.buckets.entry(name).or_default().limits = limits.into_iter().collect();
         self
     }
 
-    /// Caps the requests of one bucket in flight at once.
+    /// Caps the requests of one bucket in flight at once, over any mode's cap.
     pub fn bucket_in_flight(mut self, name: impl Into<String>, max: usize) -> Self {
-        self.policy
-            .buckets
-            .entry(name.into())
-            .or_default()
-            .max_in_flight = Some(max);
+        let name = name.into();
+        for mode in &mut self.policy.modes {
+            if let Some(bucket) = mode.buckets.get_mut(&name) {
+                bucket.max_in_flight = None;
+            }
+        }
+        self.policy.buckets.entry(name).or_default().max_in_flight = Some(max);
+        self
+    }
+
+    /// Adds a mode, tried after those added before; see [`Mode`].
+    pub fn mode<I, S>(mut self, name: impl Into<String>, when: ModeCondition, buckets: I) -> Self
+    where
+        I: IntoIterator<Item = (S, BucketPolicy)>,
+        S: Into<String>,
+    {
+        let buckets = buckets.into_iter().map(|(n, b)| (n.into(), b)).collect();
+        self.policy.modes.push(Mode {
+            name: name.into(),
+            when,
+            buckets,
+        });
         self
     }
 
@@ -383,6 +489,52 @@ mod tests {
             err.to_string(),
             "max_in_flight for bucket `default` is 0; it must be at least 1"
         );
+    }
+
+    fn test_mode(policy: PolicyBuilder) -> PolicyBuilder {
+        let slow = BucketPolicy {
+            limits: vec![Limit::per_second(5).unwrap()],
+            max_in_flight: Some(2),
+        };
+        let when = ModeCondition::KeyPrefix("sk_test_".into());
+        policy.mode("test", when, [("default", slow)])
+    }
+
+    #[test]
+    fn modes_apply_by_key_prefix_or_base_url() {
+        let policy = test_mode(Policy::builder().rate_limit(100).unwrap())
+            .mode(
+                "sandbox",
+                ModeCondition::BaseUrl("https://sandbox.example.com/".into()),
+                [("default", BucketPolicy::default())],
+            )
+            .build()
+            .unwrap();
+        let (live, mode) = policy
+            .clone()
+            .with_mode_for(Some("sk_live_1"), "https://api.example.com");
+        assert_eq!(mode, None);
+        assert_eq!(live.buckets()["default"].limits.len(), 1);
+        let (test, mode) = policy
+            .clone()
+            .with_mode_for(Some("sk_test_1"), "https://api.example.com");
+        assert_eq!(mode.as_deref(), Some("test"));
+        assert_eq!(test.buckets()["default"].limits[0].count(), 5);
+        assert_eq!(test.buckets()["default"].max_in_flight, Some(2));
+        let (sandbox, mode) = policy.with_mode_for(None, "https://sandbox.example.com");
+        assert_eq!(mode.as_deref(), Some("sandbox"));
+        assert!(sandbox.buckets()["default"].limits.is_empty());
+    }
+
+    #[test]
+    fn explicit_limits_win_over_modes() {
+        let policy = test_mode(Policy::builder())
+            .rate_limit(100)
+            .unwrap()
+            .build()
+            .unwrap();
+        let (chosen, _) = policy.with_mode_for(Some("sk_test_1"), "https://api.example.com");
+        assert_eq!(chosen.buckets()["default"].limits[0].count(), 100);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! Exit codes: 0 on success, 1 when `check` finds stale files or the environment fails
 //! (a file cannot be written), 2 for a problem in the input (invalid YAML or JSON, an
-//! unresolvable `$ref`, an unsupported OpenAPI version), reported as one line:
-//! `error: <file>:<line>:<column>: <cause>` or `error: <file>: <JSON pointer>: <cause>`.
+//! unresolvable `$ref`, an unsupported OpenAPI version, mistakes in an annotations file),
+//! reported one line per problem: `error: <file>:<line>:<column>: <cause>` or
+//! `error: <file>: <JSON pointer>: <cause>`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,7 +99,9 @@ fn main() -> ExitCode {
 fn report(error: &anyhow::Error) -> ExitCode {
     match error.downcast_ref::<polvo_gen::Error>() {
         Some(e) if e.is_user_error() => {
-            eprintln!("error: {e}");
+            for line in e.to_string().lines() {
+                eprintln!("error: {line}");
+            }
             ExitCode::from(2)
         }
         _ => {

@@ -4,6 +4,7 @@
 //! reach), operations second; names are chosen here so that emission never has to.
 
 mod operations;
+pub(crate) mod policy;
 pub(crate) mod types;
 
 use heck::ToKebabCase;
@@ -15,17 +16,19 @@ use crate::ir::{Api, SecurityKind, SecurityScheme, Service};
 use crate::naming::{bare, camel, snake};
 use crate::spec::Spec;
 
+pub(crate) use operations::strip_group;
 pub use types::{Lowered, TypeSpace};
 
 /// Lowers `spec` to IR; `name` overrides the service name when annotations give none.
 pub fn lower(spec: &Spec, annotations: &Annotations, name: Option<&str>) -> (Api, Vec<Diagnostic>) {
     let mut space = TypeSpace::new(spec);
     space.add_components();
-    let operations = operations::operations(spec, &mut space);
-    let (types, diagnostics) = space.finish();
+    let place = |op: &crate::ir::Operation| policy::placement(annotations, op);
+    let operations = operations::operations(spec, &mut space, &place);
+    let (types, mut diagnostics) = space.finish();
 
     let info = &spec.api.info;
-    let api = Api {
+    let mut api = Api {
         service: service(spec, annotations, name),
         title: info.title.clone(),
         version: info.version.clone(),
@@ -33,7 +36,9 @@ pub fn lower(spec: &Spec, annotations: &Annotations, name: Option<&str>) -> (Api
         operations,
         types,
         security: security(spec),
+        policy: crate::ir::Policy::default(),
     };
+    diagnostics.extend(policy::apply(&mut api, annotations));
     (api, diagnostics)
 }
 
@@ -47,6 +52,10 @@ fn service(spec: &Spec, annotations: &Annotations, name: Option<&str>) -> Servic
     let base_url = given
         .base_urls
         .get("default")
+        .or_else(|| {
+            let first = given.base_url_order.first()?;
+            given.base_urls.get(first)
+        })
         .cloned()
         .or_else(|| spec.api.servers.first().map(server_url));
     Service {

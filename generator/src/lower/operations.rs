@@ -19,8 +19,22 @@ use crate::spec::{Spec, escape_pointer};
 /// Headers OpenAPI says to ignore as parameters: the client sets them itself.
 const IGNORED_HEADERS: &[&str] = &["accept", "content-type", "authorization"];
 
-/// Lowers every operation in document order, then names them per group.
-pub(crate) fn operations(spec: &Spec, types: &mut TypeSpace<'_>) -> Vec<Operation> {
+/// Where the annotations put an operation: another resource handle, another name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// The resource group, instead of the one from the tag or path.
+    pub group: Option<String>,
+    /// The method name, instead of the one from the operation id.
+    pub name: Option<String>,
+}
+
+/// Lowers every operation in document order, places them as `place` says, then names
+/// them per group.
+pub(crate) fn operations(
+    spec: &Spec,
+    types: &mut TypeSpace<'_>,
+    place: &dyn Fn(&Operation) -> Placement,
+) -> Vec<Operation> {
     let mut ids = Namer::default();
     let mut out = Vec::new();
     for (path, item) in spec.api.paths.iter() {
@@ -54,7 +68,17 @@ pub(crate) fn operations(spec: &Spec, types: &mut TypeSpace<'_>) -> Vec<Operatio
             out.push(lowering.run(&id, method, path, &item, op));
         }
     }
-    name_methods(&mut out);
+    let mut renames = BTreeMap::new();
+    for op in &mut out {
+        let placement = place(op);
+        if let Some(group) = placement.group {
+            op.group = group;
+        }
+        if let Some(name) = placement.name {
+            renames.insert(op.id.clone(), name);
+        }
+    }
+    name_methods(&mut out, &renames);
     out.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
     out
 }
@@ -95,6 +119,8 @@ impl OperationLowering<'_, '_, '_> {
             params,
             bodies,
             responses,
+            tags: op.tags.clone(),
+            paging: None,
         }
     }
 
@@ -479,7 +505,9 @@ fn group_of(tag: Option<&String>, path: &str) -> String {
 /// Method names: the operation id in snake case without the group's words
 /// (`listPets` in `pets` is `list`), falling back to the full id on collisions; extra
 /// request media types get a suffix (`create_form`).
-fn name_methods(ops: &mut [Operation]) {
+/// Names methods per group; renamed operations are named first, so that they get the
+/// name asked for unless two renames ask for the same one.
+fn name_methods(ops: &mut [Operation], renames: &BTreeMap<String, String>) {
     let mut by_group: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         by_group.entry(op.group.clone()).or_default().push(i);
@@ -490,12 +518,15 @@ fn name_methods(ops: &mut [Operation]) {
             .map(|&i| strip_group(&snake(&ops[i].id), &ops[i].group))
             .collect();
         let mut namer = Namer::with_taken(["new"]);
-        for (k, &i) in indices.iter().enumerate() {
+        let mut order: Vec<usize> = (0..indices.len()).collect();
+        order.sort_by_key(|&k| !renames.contains_key(&ops[indices[k]].id));
+        for k in order {
+            let i = indices[k];
             let clash = short.iter().filter(|s| **s == short[k]).count() > 1;
-            let base = if clash {
-                snake(&ops[i].id)
-            } else {
-                short[k].clone()
+            let base = match renames.get(&ops[i].id) {
+                Some(name) => name.clone(),
+                None if clash => snake(&ops[i].id),
+                None => short[k].clone(),
             };
             let name = namer.unique(&base);
             let op = &mut ops[i];

@@ -1,5 +1,12 @@
 //! Checks on the IR before emission: names the user chose must be usable, and problems
 //! are collected so that one run reports all of them.
+//!
+//! [`annotations`] checks the annotations file against the lowered spec: every name it
+//! uses must exist there.
+
+mod annotations;
+
+pub use annotations::annotations;
 
 use crate::diagnostic::Diagnostic;
 use crate::ir::Api;
