@@ -21,6 +21,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "redis-server for the shared-quota tests (installed when missing)"
 scripts/redis.sh
 
+step "Prism for the contract tests (installed into target/prism when missing)"
+scripts/prism.sh
+
 step "cargo test (workspace, doc tests included)"
 cargo test --workspace
 

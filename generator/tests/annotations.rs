@@ -291,6 +291,15 @@ fn buckets_modes_and_renames_must_fit() {
          (ListCustomers, CreateCustomer, GetCustomer, ...)"
     );
     assert_eq!(
+        problem(
+            "buckets:\n  default: {limits: [{rate: 10/s, burst: 2}]}\ngroups:\n  - match: \
+             {method: POST}\n    cost: 2\nmodes:\n  test:\n    when: {key_prefix: t}\n    \
+             buckets: {default: {limits: [1/s]}}\n"
+        ),
+        "5:11: cost 2 is above the burst of 1 of bucket \"default\" in mode \"test\"; raise \
+         the burst or lower the cost"
+    );
+    assert_eq!(
         problem("groups:\n  - operation: GetCustomer\n    rename: list\n"),
         "3:13: method name \"list\" is already taken in resource \"customers\" by operation \
          \"ListCustomers\""
@@ -406,4 +415,29 @@ fn the_cli_prints_one_line_per_problem_and_exits_2() {
              not defined\n"
         )
     );
+}
+
+#[test]
+fn a_shared_store_reads_its_url_from_the_environment_at_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("openapi.yaml");
+    let file = dir.path().join("polvo.yaml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let store = "store: {shared: redis, url_env: SHOP_REDIS_URL, on_failure: fail}\n";
+    std::fs::write(&file, store).unwrap();
+    let generation = polvo_gen::Builder::new()
+        .spec(&spec)
+        .annotations(&file)
+        .rustfmt(false)
+        .render_crate()
+        .unwrap();
+    let text = |name: &str| {
+        let file = generation.files.iter().find(|f| f.path.ends_with(name));
+        file.unwrap().contents.clone()
+    };
+    assert!(text("Cargo.toml").contains("features = [\"redis\"]"));
+    let client = text("client.rs");
+    assert!(client.contains("QUOTA_URL_ENV: &'static str = \"SHOP_REDIS_URL\""));
+    assert!(client.contains("shared_quota_with"));
+    assert!(client.contains("polvo_runtime::OnFailure::Fail"));
 }

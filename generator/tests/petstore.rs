@@ -95,6 +95,7 @@ async fn list_sends_form_and_deep_object_queries() {
     let client = PetstoreClient::builder().base_url(url).build().unwrap();
     let params = ListPetsParams {
         limit: Some(5),
+        starting_after: None,
         tags: Some(vec!["a".into(), "b c".into()]),
         filter: Some(PetFilter {
             status: Some(PetStatus::Available),

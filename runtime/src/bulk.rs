@@ -133,6 +133,15 @@ impl BulkOptions {
         self
     }
 
+    /// [`max_concurrency`](Self::max_concurrency) unless one was set already: how a
+    /// generated client applies its annotations' default without overriding the caller.
+    pub fn or_max_concurrency(self, max: usize) -> Self {
+        match self.max_concurrency {
+            Some(_) => self,
+            None => self.max_concurrency(max),
+        }
+    }
+
     /// Calls `progress` after every finished call.
     pub fn progress(mut self, progress: impl FnMut(&Progress) + Send + 'static) -> Self {
         self.progress = Some(Box::new(progress));

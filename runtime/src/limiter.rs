@@ -19,10 +19,10 @@ use crate::clock::{Clock, TokioClock};
 use crate::error::{Error, RateLimitReason, RateLimited};
 use crate::gcra::{ALL, Decision, LimitParams, Target};
 use crate::headers::RateLimitInfo;
-use crate::telemetry;
 use crate::limit::Limit;
 use crate::policy::{OperationPolicy, Policy};
 use crate::store::{BucketRef, Grant, MemoryStore, QuotaStore, Report, ReserveRequest, Ticket};
+use crate::telemetry;
 use crate::usage::{BucketUsage, Counters, ServerSeen, Usage};
 
 /// Hands out permission to send requests under a service's policy.

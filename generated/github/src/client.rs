@@ -27,13 +27,137 @@ impl GitHubClient {
     /// The base URL the builder starts with.
     pub const DEFAULT_BASE_URL: &'static str = "https://api.github.com";
 
-    /// A builder with the default policy (no proactive limits, default retries).
+    /// The policy from the service's annotations file: its buckets, which operations
+    /// spend them, modes, rate-limit headers and retries. [`Self::builder`] starts
+    /// from it; change any part there.
+    ///
+    /// # Errors
+    ///
+    /// A [`polvo_runtime::ConfigError`] if a setting breaks a runtime rule, which
+    /// polvo-gen checks beforehand.
+    pub fn policy() -> Result<polvo_runtime::Policy, polvo_runtime::ConfigError> {
+        let limit = |bucket: &str, count: u32, period: std::time::Duration, burst: u32| {
+            polvo_runtime::Limit::new(count, period)
+                .and_then(|limit| limit.with_burst(burst))
+                .map_err(|source| polvo_runtime::ConfigError::Limit {
+                    bucket: bucket.to_owned(),
+                    source,
+                })
+        };
+        polvo_runtime::Policy::builder()
+            .bucket(
+                "code_search",
+                [limit(
+                    "code_search",
+                    10,
+                    std::time::Duration::from_secs(60),
+                    1,
+                )?],
+            )
+            .bucket(
+                "content",
+                [
+                    limit("content", 400, std::time::Duration::from_secs(60), 20)?,
+                    limit("content", 2500, std::time::Duration::from_secs(3600), 20)?,
+                ],
+            )
+            .bucket(
+                "core",
+                [limit(
+                    "core",
+                    5000,
+                    std::time::Duration::from_secs(3600),
+                    100,
+                )?],
+            )
+            .bucket(
+                "search",
+                [limit("search", 30, std::time::Duration::from_secs(60), 1)?],
+            )
+            .bucket(
+                "secondary",
+                [limit(
+                    "secondary",
+                    900,
+                    std::time::Duration::from_secs(60),
+                    100,
+                )?],
+            )
+            .bucket_in_flight("secondary", 100)
+            .operation("issues/create", ["core", "secondary", "content"], 5)
+            .operation("issues/create-comment", ["core", "secondary", "content"], 5)
+            .operation("issues/get", ["core", "secondary"], 1)
+            .operation("issues/list-comments", ["core", "secondary"], 1)
+            .operation("issues/list-for-repo", ["core", "secondary"], 1)
+            .operation("issues/update", ["core", "secondary"], 5)
+            .operation("pulls/create", ["core", "secondary", "content"], 5)
+            .operation("pulls/get", ["core", "secondary"], 1)
+            .operation("pulls/list", ["core", "secondary"], 1)
+            .operation("pulls/merge", ["core", "secondary"], 5)
+            .operation(
+                "repos/create-for-authenticated-user",
+                ["core", "secondary", "content"],
+                5,
+            )
+            .operation("repos/create-in-org", ["core", "secondary", "content"], 5)
+            .operation("repos/get", ["core", "secondary"], 1)
+            .operation("repos/list-for-org", ["core", "secondary"], 1)
+            .operation("repos/list-for-user", ["core", "secondary"], 1)
+            .operation("search/code", ["secondary", "code_search"], 1)
+            .operation(
+                "search/issues-and-pull-requests",
+                ["secondary", "search"],
+                1,
+            )
+            .operation("search/repos", ["secondary", "search"], 1)
+            .headers(
+                Ok(polvo_runtime::HeaderNames::default())
+                    .and_then(|h| h.with_retry_after(["retry-after"]))
+                    .and_then(|h| h.with_retry_after_ms(["retry-after-ms", "x-ms-retry-after-ms"]))
+                    .and_then(|h| h.with_limit(["x-ratelimit-limit"]))
+                    .and_then(|h| h.with_remaining(["x-ratelimit-remaining"]))
+                    .and_then(|h| h.with_reset(["x-ratelimit-reset"]))
+                    .and_then(|h| h.with_used(["x-ratelimit-used"]))
+                    .and_then(|h| h.with_resource(["x-ratelimit-resource"]))
+                    .and_then(|h| h.with_ietf_ratelimit(None))
+                    .and_then(|h| h.with_ietf_policy(None))
+                    .map_err(|e| {
+                        polvo_runtime::ConfigError::Client(format!("rate-limit header: {e}"))
+                    })?
+                    .with_reset_kind(polvo_runtime::ResetKind::EpochSeconds),
+            )
+            .retry(
+                polvo_runtime::RetryPolicy::builder()
+                    .statuses([429, 502, 503])
+                    .max_attempts(3)
+                    .backoff(
+                        std::time::Duration::from_secs(1),
+                        std::time::Duration::from_secs(60),
+                    )
+                    .max_retry_after(std::time::Duration::from_secs(60))
+                    .build()?,
+            )
+            .build()
+    }
+
+    /// A builder starting from [`Self::policy`] and the default base URL.
     pub fn builder() -> GitHubClientBuilder {
+        let (policy, error) = match Self::policy() {
+            Ok(policy) => (policy, None),
+            Err(error) => (polvo_runtime::Policy::default(), Some(error)),
+        };
         GitHubClientBuilder {
-            inner: polvo_runtime::Client::builder(Self::SERVICE, polvo_runtime::Policy::default())
+            inner: polvo_runtime::Client::builder(Self::SERVICE, policy)
                 .base_url(Self::DEFAULT_BASE_URL),
-            error: None,
+            error,
         }
+    }
+
+    /// Starts a bulk run of `operation` (an operation id), sized by its limits,; replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with [`Self::from_runtime`].
+    pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
+        self.inner
+            .bulk(operation)
+            .options(polvo_runtime::bulk::BulkOptions::new())
     }
 
     /// Wraps a runtime client built elsewhere.
@@ -160,8 +284,9 @@ impl GitHubClientBuilder {
         if let Some(error) = self.error {
             return Err(error.into());
         }
+        let inner = self.inner;
         Ok(GitHubClient {
-            inner: self.inner.build()?,
+            inner: inner.build()?,
         })
     }
 }

@@ -27,13 +27,122 @@ impl PetstoreClient {
     /// The base URL the builder starts with.
     pub const DEFAULT_BASE_URL: &'static str = "http://localhost:4010";
 
-    /// A builder with the default policy (no proactive limits, default retries).
+    /// The policy from the service's annotations file: its buckets, which operations
+    /// spend them, modes, rate-limit headers and retries. [`Self::builder`] starts
+    /// from it; change any part there.
+    ///
+    /// # Errors
+    ///
+    /// A [`polvo_runtime::ConfigError`] if a setting breaks a runtime rule, which
+    /// polvo-gen checks beforehand.
+    pub fn policy() -> Result<polvo_runtime::Policy, polvo_runtime::ConfigError> {
+        let limit = |bucket: &str, count: u32, period: std::time::Duration, burst: u32| {
+            polvo_runtime::Limit::new(count, period)
+                .and_then(|limit| limit.with_burst(burst))
+                .map_err(|source| polvo_runtime::ConfigError::Limit {
+                    bucket: bucket.to_owned(),
+                    source,
+                })
+        };
+        polvo_runtime::Policy::builder()
+            .bucket(
+                "default",
+                [limit("default", 10, std::time::Duration::from_secs(1), 2)?],
+            )
+            .bucket_in_flight("default", 8)
+            .bucket(
+                "photos",
+                [limit("photos", 1, std::time::Duration::from_secs(1), 1)?],
+            )
+            .bucket(
+                "writes",
+                [limit("writes", 2, std::time::Duration::from_secs(1), 4)?],
+            )
+            .operation("createPet", ["writes"], 2)
+            .operation("deletePet", ["writes"], 2)
+            .operation("updatePet", ["writes"], 2)
+            .operation("uploadPetPhoto", ["default", "photos"], 1)
+            .mode(
+                "test",
+                polvo_runtime::ModeCondition::KeyPrefix("pt_test_".to_owned()),
+                [(
+                    "default",
+                    polvo_runtime::BucketPolicy {
+                        limits: Vec::from([limit(
+                            "default",
+                            2,
+                            std::time::Duration::from_secs(1),
+                            1,
+                        )?]),
+                        max_in_flight: None,
+                    },
+                )],
+            )
+            .mode(
+                "sandbox",
+                polvo_runtime::ModeCondition::BaseUrl("http://localhost:4011".to_owned()),
+                [(
+                    "default",
+                    polvo_runtime::BucketPolicy {
+                        limits: Vec::from([limit(
+                            "default",
+                            1,
+                            std::time::Duration::from_secs(1),
+                            1,
+                        )?]),
+                        max_in_flight: None,
+                    },
+                )],
+            )
+            .headers(
+                Ok(polvo_runtime::HeaderNames::default())
+                    .and_then(|h| h.with_retry_after(["retry-after"]))
+                    .and_then(|h| h.with_retry_after_ms(["retry-after-ms", "x-ms-retry-after-ms"]))
+                    .and_then(|h| h.with_limit(["x-ratelimit-limit"]))
+                    .and_then(|h| h.with_remaining(["x-ratelimit-remaining"]))
+                    .and_then(|h| h.with_reset(["x-ratelimit-reset"]))
+                    .and_then(|h| h.with_used(["x-ratelimit-used"]))
+                    .and_then(|h| h.with_resource(["x-ratelimit-resource"]))
+                    .and_then(|h| h.with_ietf_ratelimit(None))
+                    .and_then(|h| h.with_ietf_policy(None))
+                    .map_err(|e| {
+                        polvo_runtime::ConfigError::Client(format!("rate-limit header: {e}"))
+                    })?
+                    .with_reset_kind(polvo_runtime::ResetKind::DelaySeconds),
+            )
+            .retry(
+                polvo_runtime::RetryPolicy::builder()
+                    .statuses([429, 502, 503])
+                    .max_attempts(3)
+                    .backoff(
+                        std::time::Duration::from_millis(50),
+                        std::time::Duration::from_secs(1),
+                    )
+                    .max_retry_after(std::time::Duration::from_secs(30))
+                    .idempotency_header("idempotency-key")
+                    .build()?,
+            )
+            .build()
+    }
+
+    /// A builder starting from [`Self::policy`] and the default base URL.
     pub fn builder() -> PetstoreClientBuilder {
+        let (policy, error) = match Self::policy() {
+            Ok(policy) => (policy, None),
+            Err(error) => (polvo_runtime::Policy::default(), Some(error)),
+        };
         PetstoreClientBuilder {
-            inner: polvo_runtime::Client::builder(Self::SERVICE, polvo_runtime::Policy::default())
+            inner: polvo_runtime::Client::builder(Self::SERVICE, policy)
                 .base_url(Self::DEFAULT_BASE_URL),
-            error: None,
+            error,
         }
+    }
+
+    /// Starts a bulk run of `operation` (an operation id), sized by its limits, at most 16 at once (the annotations' `bulk.max_concurrency`); replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with [`Self::from_runtime`].
+    pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
+        self.inner
+            .bulk(operation)
+            .options(polvo_runtime::bulk::BulkOptions::new().max_concurrency(16))
     }
 
     /// Wraps a runtime client built elsewhere.
@@ -51,9 +160,9 @@ impl PetstoreClient {
         self.inner.usage()
     }
 
-    /// Operations of the `owners` group.
-    pub fn owners(&self) -> super::resources::owners::Owners<'_> {
-        super::resources::owners::Owners::new(&self.inner)
+    /// Operations of the `people` group.
+    pub fn people(&self) -> super::resources::people::People<'_> {
+        super::resources::people::People::new(&self.inner)
     }
 
     /// Operations of the `pets` group.
@@ -159,8 +268,9 @@ impl PetstoreClientBuilder {
         if let Some(error) = self.error {
             return Err(error.into());
         }
+        let inner = self.inner;
         Ok(PetstoreClient {
-            inner: self.inner.build()?,
+            inner: inner.build()?,
         })
     }
 }

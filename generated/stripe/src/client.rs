@@ -27,13 +27,165 @@ impl StripeClient {
     /// The base URL the builder starts with.
     pub const DEFAULT_BASE_URL: &'static str = "https://api.stripe.com";
 
-    /// A builder with the default policy (no proactive limits, default retries).
+    /// The policy from the service's annotations file: its buckets, which operations
+    /// spend them, modes, rate-limit headers and retries. [`Self::builder`] starts
+    /// from it; change any part there.
+    ///
+    /// # Errors
+    ///
+    /// A [`polvo_runtime::ConfigError`] if a setting breaks a runtime rule, which
+    /// polvo-gen checks beforehand.
+    pub fn policy() -> Result<polvo_runtime::Policy, polvo_runtime::ConfigError> {
+        let limit = |bucket: &str, count: u32, period: std::time::Duration, burst: u32| {
+            polvo_runtime::Limit::new(count, period)
+                .and_then(|limit| limit.with_burst(burst))
+                .map_err(|source| polvo_runtime::ConfigError::Limit {
+                    bucket: bucket.to_owned(),
+                    source,
+                })
+        };
+        polvo_runtime::Policy::builder()
+            .bucket(
+                "default",
+                [limit("default", 100, std::time::Duration::from_secs(1), 1)?],
+            )
+            .bucket(
+                "files",
+                [limit("files", 20, std::time::Duration::from_secs(1), 1)?],
+            )
+            .bucket(
+                "search",
+                [limit("search", 20, std::time::Duration::from_secs(1), 1)?],
+            )
+            .bucket(
+                "writes",
+                [limit("writes", 100, std::time::Duration::from_secs(1), 1)?],
+            )
+            .operation("CancelPaymentIntent", ["writes"], 1)
+            .operation("CancelSubscription", ["writes"], 1)
+            .operation("CaptureCharge", ["writes"], 1)
+            .operation("ConfirmPaymentIntent", ["writes"], 1)
+            .operation("CreateCharge", ["writes"], 1)
+            .operation("CreateCustomer", ["writes"], 1)
+            .operation("CreateInvoice", ["writes"], 1)
+            .operation("CreatePaymentIntent", ["writes"], 1)
+            .operation("CreatePrice", ["writes"], 1)
+            .operation("CreateProduct", ["writes"], 1)
+            .operation("CreateSubscription", ["writes"], 1)
+            .operation("DeleteCustomer", ["writes"], 1)
+            .operation("DeleteProduct", ["writes"], 1)
+            .operation("FinalizeInvoice", ["writes"], 1)
+            .operation("ListFiles", ["default", "files"], 1)
+            .operation("PayInvoice", ["writes"], 1)
+            .operation("RetrieveFile", ["default", "files"], 1)
+            .operation("SearchCharges", ["default", "search"], 1)
+            .operation("SearchCustomers", ["default", "search"], 1)
+            .operation("SearchInvoices", ["default", "search"], 1)
+            .operation("SearchPaymentIntents", ["default", "search"], 1)
+            .operation("SearchPrices", ["default", "search"], 1)
+            .operation("SearchProducts", ["default", "search"], 1)
+            .operation("SearchSubscriptions", ["default", "search"], 1)
+            .operation("UpdateCharge", ["writes"], 1)
+            .operation("UpdateCustomer", ["writes"], 1)
+            .operation("UpdateInvoice", ["writes"], 1)
+            .operation("UpdatePaymentIntent", ["writes"], 1)
+            .operation("UpdatePrice", ["writes"], 1)
+            .operation("UpdateProduct", ["writes"], 1)
+            .operation("UpdateSubscription", ["writes"], 1)
+            .mode(
+                "sandbox",
+                polvo_runtime::ModeCondition::KeyPrefix("sk_test_".to_owned()),
+                [
+                    (
+                        "default",
+                        polvo_runtime::BucketPolicy {
+                            limits: Vec::from([limit(
+                                "default",
+                                25,
+                                std::time::Duration::from_secs(1),
+                                1,
+                            )?]),
+                            max_in_flight: None,
+                        },
+                    ),
+                    (
+                        "writes",
+                        polvo_runtime::BucketPolicy {
+                            limits: Vec::from([limit(
+                                "writes",
+                                25,
+                                std::time::Duration::from_secs(1),
+                                1,
+                            )?]),
+                            max_in_flight: None,
+                        },
+                    ),
+                ],
+            )
+            .mode(
+                "sandbox_restricted",
+                polvo_runtime::ModeCondition::KeyPrefix("rk_test_".to_owned()),
+                [
+                    (
+                        "default",
+                        polvo_runtime::BucketPolicy {
+                            limits: Vec::from([limit(
+                                "default",
+                                25,
+                                std::time::Duration::from_secs(1),
+                                1,
+                            )?]),
+                            max_in_flight: None,
+                        },
+                    ),
+                    (
+                        "writes",
+                        polvo_runtime::BucketPolicy {
+                            limits: Vec::from([limit(
+                                "writes",
+                                25,
+                                std::time::Duration::from_secs(1),
+                                1,
+                            )?]),
+                            max_in_flight: None,
+                        },
+                    ),
+                ],
+            )
+            .retry(
+                polvo_runtime::RetryPolicy::builder()
+                    .statuses([429, 500, 503])
+                    .max_attempts(4)
+                    .backoff(
+                        std::time::Duration::from_millis(500),
+                        std::time::Duration::from_secs(8),
+                    )
+                    .max_retry_after(std::time::Duration::from_secs(60))
+                    .idempotency_header("idempotency-key")
+                    .hint_header("stripe-should-retry")
+                    .build()?,
+            )
+            .build()
+    }
+
+    /// A builder starting from [`Self::policy`] and the default base URL.
     pub fn builder() -> StripeClientBuilder {
+        let (policy, error) = match Self::policy() {
+            Ok(policy) => (policy, None),
+            Err(error) => (polvo_runtime::Policy::default(), Some(error)),
+        };
         StripeClientBuilder {
-            inner: polvo_runtime::Client::builder(Self::SERVICE, polvo_runtime::Policy::default())
+            inner: polvo_runtime::Client::builder(Self::SERVICE, policy)
                 .base_url(Self::DEFAULT_BASE_URL),
-            error: None,
+            error,
         }
+    }
+
+    /// Starts a bulk run of `operation` (an operation id), sized by its limits,; replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with [`Self::from_runtime`].
+    pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
+        self.inner
+            .bulk(operation)
+            .options(polvo_runtime::bulk::BulkOptions::new())
     }
 
     /// Wraps a runtime client built elsewhere.
@@ -180,8 +332,9 @@ impl StripeClientBuilder {
         if let Some(error) = self.error {
             return Err(error.into());
         }
+        let inner = self.inner;
         Ok(StripeClient {
-            inner: self.inner.build()?,
+            inner: inner.build()?,
         })
     }
 }

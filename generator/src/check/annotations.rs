@@ -167,14 +167,18 @@ impl<'a> Check<'a> {
             at: group.at.clone(),
         }];
         let names = group.buckets.as_deref().unwrap_or(&default);
-        for name in names {
-            let Some(bucket) = self.annotations.bucket(&name.value) else {
+        let modes = self.annotations.modes.iter();
+        let overrides = modes.flat_map(|m| m.buckets.iter().map(move |b| (Some(&m.name), b)));
+        let buckets = self.annotations.buckets.iter().map(|b| (None, b));
+        for (mode, bucket) in buckets.chain(overrides) {
+            if !names.iter().any(|n| n.value == bucket.name) {
                 continue;
-            };
+            }
             if let Some(limit) = bucket.limits.iter().find(|l| l.burst < cost) {
+                let mode = mode.map_or_else(String::new, |m| format!(" in mode \"{m}\""));
                 let message = format!(
-                    "cost {cost} is above the burst of {} of bucket \"{}\"; raise the burst or \
-                     lower the cost",
+                    "cost {cost} is above the burst of {} of bucket \"{}\"{mode}; raise the \
+                     burst or lower the cost",
                     limit.burst, bucket.name
                 );
                 self.fail(&group.at.key("cost"), message);
@@ -191,8 +195,10 @@ impl<'a> Check<'a> {
             {
                 let known = service.base_url_order.iter().map(String::as_str);
                 let hint = did_you_mean(&name.value, known);
-                let message =
-                    format!("base URL \"{}\" not found in service.base_urls{hint}", name.value);
+                let message = format!(
+                    "base URL \"{}\" not found in service.base_urls{hint}",
+                    name.value
+                );
                 self.fail(&name.at, message);
             }
             for bucket in &mode.buckets {

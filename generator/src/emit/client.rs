@@ -11,7 +11,14 @@ use crate::ir::{Api, SecurityKind};
 use crate::naming::{Namer, bare, snake};
 
 /// Names the client and builder already use, which accessors and helpers must avoid.
-const CLIENT_METHODS: &[&str] = &["builder", "from_runtime", "runtime", "usage"];
+const CLIENT_METHODS: &[&str] = &[
+    "builder",
+    "bulk",
+    "from_runtime",
+    "policy",
+    "runtime",
+    "usage",
+];
 const BUILDER_METHODS: &[&str] = &[
     "base_url",
     "auth",
@@ -24,6 +31,8 @@ const BUILDER_METHODS: &[&str] = &[
     "user_agent",
     "timeout",
     "configure",
+    "store",
+    "local_quota",
     "build",
 ];
 
@@ -67,6 +76,15 @@ pub(super) fn module(api: &Api) -> TokenStream {
         }
     });
     let helpers = auth_helpers(api);
+    let policy_fn = super::policy::policy_fn(&api.policy);
+    let bulk = bulk(api);
+    let StoreParts {
+        consts: store_const,
+        field: store_field,
+        init: store_init,
+        methods: store_methods,
+        apply: store_apply,
+    } = store(api);
     let builder_doc = doc_attrs(&format!(
         "Builds a [`{0}`]; from [`{0}::builder`].",
         service.client
@@ -86,15 +104,24 @@ pub(super) fn module(api: &Api) -> TokenStream {
             /// The service name used for rate limits and logs.
             pub const SERVICE: &'static str = #name;
             #base_const
+            #store_const
 
-            /// A builder with the default policy (no proactive limits, default retries).
+            #policy_fn
+
+            /// A builder starting from [`Self::policy`] and the default base URL.
             pub fn builder() -> #builder {
+                let (policy, error) = match Self::policy() {
+                    Ok(policy) => (policy, None),
+                    Err(error) => (polvo_runtime::Policy::default(), Some(error)),
+                };
                 #builder {
-                    inner: polvo_runtime::Client::builder(Self::SERVICE, polvo_runtime::Policy::default())
-                        #base_call,
-                    error: None,
+                    inner: polvo_runtime::Client::builder(Self::SERVICE, policy) #base_call,
+                    error,
+                    #store_init
                 }
             }
+
+            #bulk
 
             /// Wraps a runtime client built elsewhere.
             pub fn from_runtime(inner: polvo_runtime::Client) -> Self {
@@ -119,6 +146,7 @@ pub(super) fn module(api: &Api) -> TokenStream {
         pub struct #builder {
             inner: polvo_runtime::ClientBuilder,
             error: Option<polvo_runtime::ConfigError>,
+            #store_field
         }
 
         impl #builder {
@@ -178,6 +206,8 @@ pub(super) fn module(api: &Api) -> TokenStream {
                 self
             }
 
+            #store_methods
+
             /// Any other runtime setting (quota store, HTTP client, ...).
             pub fn configure(
                 mut self,
@@ -197,9 +227,100 @@ pub(super) fn module(api: &Api) -> TokenStream {
                 if let Some(error) = self.error {
                     return Err(error.into());
                 }
-                Ok(#client { inner: self.inner.build()? })
+                let inner = self.inner;
+                #store_apply
+                Ok(#client { inner: inner.build()? })
             }
         }
+    }
+}
+
+/// The client's `bulk` method, with the annotations' concurrency cap.
+fn bulk(api: &Api) -> TokenStream {
+    let (options, doc) = match api.policy.bulk_max_concurrency {
+        Some(max) => {
+            let literal = proc_macro2::Literal::u32_unsuffixed(max);
+            (
+                quote!(polvo_runtime::bulk::BulkOptions::new().max_concurrency(#literal)),
+                format!(" at most {max} at once (the annotations' `bulk.max_concurrency`)"),
+            )
+        }
+        None => (
+            quote!(polvo_runtime::bulk::BulkOptions::new()),
+            String::new(),
+        ),
+    };
+    let doc = format!(
+        " Starts a bulk run of `operation` (an operation id), sized by its limits,{doc}; \
+         replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls \
+         in it with [`Self::from_runtime`]."
+    );
+    quote! {
+        #[doc = #doc]
+        pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
+            self.inner.bulk(operation).options(#options)
+        }
+    }
+}
+
+/// Pieces of the client and builder for a quota shared through Redis.
+#[derive(Default)]
+struct StoreParts {
+    consts: TokenStream,
+    field: TokenStream,
+    init: TokenStream,
+    methods: TokenStream,
+    apply: TokenStream,
+}
+
+/// With `store.shared: redis`, `build()` shares quota through the Redis server named by
+/// the environment variable, unless the caller chose a store.
+fn store(api: &Api) -> StoreParts {
+    let Some(store) = &api.policy.store else {
+        return StoreParts::default();
+    };
+    let env = &store.url_env;
+    let client_ident = ident(&api.service.client);
+    let on_failure = match store.local_share_per_mille {
+        Some(per_mille) => {
+            let share = f64::from(per_mille) / 1000.0;
+            quote!(polvo_runtime::OnFailure::Local { share: #share })
+        }
+        None => quote!(polvo_runtime::OnFailure::Fail),
+    };
+    let const_doc = format!(
+        " The environment variable naming the Redis server through which clients share \
+         quota (`{env}`); read by `build()`."
+    );
+    StoreParts {
+        consts: quote! {
+            #[doc = #const_doc]
+            pub const QUOTA_URL_ENV: &'static str = #env;
+        },
+        field: quote!(shared_quota: bool,),
+        init: quote!(shared_quota: true,),
+        methods: quote! {
+            /// Keeps quota state in `store` instead of the Redis server named by the
+            /// environment.
+            pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
+                self.inner = self.inner.store(store);
+                self.shared_quota = false;
+                self
+            }
+
+            /// Keeps quota in this process even when the environment names a Redis server.
+            pub fn local_quota(mut self) -> Self {
+                self.shared_quota = false;
+                self
+            }
+        },
+        apply: quote! {
+            let url = std::env::var(#client_ident::QUOTA_URL_ENV).ok().filter(|url| !url.is_empty());
+            let inner = match url {
+                Some(url) if self.shared_quota => inner.shared_quota_with(&url, #on_failure),
+                _ => inner,
+            };
+        },
     }
 }
 

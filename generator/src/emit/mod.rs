@@ -8,6 +8,7 @@
 
 mod client;
 mod docs;
+mod policy;
 mod resources;
 mod types;
 

@@ -10,8 +10,8 @@ use quote::quote;
 use crate::emit::docs::{doc_attrs, inner_doc_attrs};
 use crate::emit::{doc_lint_allows, group_module, ident, type_tokens};
 use crate::ir::{
-    Api, Encoding, Operation, Param, ParamLocation, ParamStyle, PartKind, RequestBody, Status,
-    TypeDef, TypeKind, TypeRef,
+    Api, CursorFrom, Encoding, Operation, Paging, PagingScheme, Param, ParamLocation, ParamStyle,
+    PartKind, RequestBody, Status, TypeDef, TypeKind, TypeRef,
 };
 use crate::naming::{Namer, bare, camel};
 
@@ -71,12 +71,20 @@ fn group_module_tokens(
     ops: &[&Operation],
 ) -> TokenStream {
     let handle = handle_name(group);
+    let mut methods = BTreeSet::new();
+    for op in ops {
+        methods.insert(op.name.clone());
+        methods.extend(op.bodies.iter().map(|b| b.method.clone()));
+        methods.extend(op.paging.iter().map(|p| p.method.clone()));
+    }
     let mut group = Group {
         defs,
         types: quote!(super::super::types::),
         namer: Namer::with_taken([handle.as_str()]),
         items: Vec::new(),
         handle: handle.clone(),
+        methods,
+        bulk_max: api.policy.bulk_max_concurrency,
     };
     let methods: Vec<TokenStream> = ops.iter().map(|op| group.operation(op)).collect();
     let items = &group.items;
@@ -187,6 +195,51 @@ struct Group<'a> {
     namer: Namer,
     items: Vec<TokenStream>,
     handle: String,
+    /// Every method name of the handle, so bulk forms do not take one.
+    methods: BTreeSet<String>,
+    /// The annotations' `bulk.max_concurrency`.
+    bulk_max: Option<u32>,
+}
+
+/// One argument of a method: its declaration, and for the bulk form the owned type an
+/// item carries and whether the method takes it by reference.
+struct Arg {
+    name: proc_macro2::Ident,
+    ty: TokenStream,
+    owned: TokenStream,
+    by_ref: bool,
+}
+
+impl Arg {
+    /// An argument of type `ty` (as the method declares it) for a value of type `value`:
+    /// borrowed forms (`&str`, `&[T]`, `&T`) are owned as the value's own type,
+    /// `impl Display` as a `String`, and anything passed by value as itself.
+    fn new(
+        name: proc_macro2::Ident,
+        ty: TokenStream,
+        value: &TypeRef,
+        types: &TokenStream,
+    ) -> Self {
+        let text = ty.to_string();
+        let (owned, by_ref) = if text.starts_with("impl") {
+            (quote!(String), true)
+        } else if text.starts_with('&') {
+            (type_tokens(value, types), true)
+        } else {
+            (ty.clone(), false)
+        };
+        Self {
+            name,
+            ty,
+            owned,
+            by_ref,
+        }
+    }
+
+    fn declaration(&self) -> TokenStream {
+        let (name, ty) = (&self.name, &self.ty);
+        quote!(#name: #ty)
+    }
 }
 
 impl Group<'_> {
@@ -208,14 +261,97 @@ impl Group<'_> {
             errors: errors.as_deref(),
             multipart: multipart.as_ref(),
         };
-        if op.bodies.is_empty() {
-            return self.method(op, &op.name, None, &signature);
+        let pages = op
+            .paging
+            .as_ref()
+            .map(|paging| self.pages_method(op, paging, &signature));
+        let variants: Vec<(&str, Option<&RequestBody>)> = match op.bodies.as_slice() {
+            [] => vec![(op.name.as_str(), None)],
+            bodies => bodies
+                .iter()
+                .map(|b| (b.method.as_str(), Some(b)))
+                .collect(),
+        };
+        let methods = variants.iter().map(|(name, body)| {
+            let method = self.method(op, name, *body, &signature);
+            let bulk = self.bulk_method(op, name, *body, &signature);
+            quote!(#method #bulk)
+        });
+        let methods: Vec<TokenStream> = methods.collect();
+        quote!(#(#methods)* #pages)
+    }
+
+    /// The bulk form of a method: one call per item, through the runtime's bulk engine,
+    /// each item holding the method's arguments as owned values. An operation without
+    /// arguments has none, nor has one whose `bulk_` name another method already took.
+    fn bulk_method(
+        &self,
+        op: &Operation,
+        name: &str,
+        body: Option<&RequestBody>,
+        signature: &Signature<'_>,
+    ) -> Option<TokenStream> {
+        let bulk_name = format!("bulk_{}", bare(name));
+        if self.methods.contains(&bulk_name) {
+            return None;
         }
-        let methods = op
-            .bodies
-            .iter()
-            .map(|body| self.method(op, &body.method, Some(body), &signature));
-        methods.collect::<Vec<_>>().into_iter().collect()
+        let (args, _) = self.request(op, body, signature);
+        let (item, pattern) = match args.as_slice() {
+            [] => return None,
+            [one] => {
+                let (owned, name) = (&one.owned, &one.name);
+                (owned.clone(), quote!(#name))
+            }
+            many => {
+                let owned = many.iter().map(|a| &a.owned);
+                let names = many.iter().map(|a| &a.name);
+                (quote!((#(#owned),*)), quote!((#(#names),*)))
+            }
+        };
+        let pass = args.iter().map(|a| {
+            let name = &a.name;
+            if a.by_ref {
+                quote!(&#name)
+            } else {
+                quote!(#name)
+            }
+        });
+        let ret = signature.ret;
+        let handle = ident(&self.handle);
+        let method = ident(name);
+        let bulk = ident(&bulk_name);
+        let id = &op.id;
+        let options = match self.bulk_max {
+            Some(max) => {
+                let max = proc_macro2::Literal::u32_unsuffixed(max);
+                quote!(options.or_max_concurrency(#max))
+            }
+            None => quote!(options),
+        };
+        let docs = doc_attrs(&format!(
+            "[`{plain}`](Self::{name}) for every item of `items`, as fast as the limits of \
+             `{id}` allow, in one bulk run.\n\nEach item is the method's arguments{shape}. \
+             The report has one outcome per item, in input order: the result, or the error \
+             together with the item, or \"not attempted\" after a stop or a cancellation; \
+             [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the \
+             items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, \
+             stopping at the first error, progress and cancellation.",
+            plain = bare(name),
+            shape = if args.len() > 1 { ", as a tuple" } else { "" },
+        ));
+        Some(quote! {
+            #docs
+            pub async fn #bulk(
+                &self,
+                items: impl IntoIterator<Item = #item>,
+                options: polvo_runtime::bulk::BulkOptions,
+            ) -> polvo_runtime::bulk::BulkReport<#item, #ret> {
+                let call = |client: polvo_runtime::Client, #pattern: #item| async move {
+                    #handle::new(&client).#method(#(#pass),*).await
+                };
+                self.client.bulk(#id).options(#options).run(items, call).await
+            }
+        })
     }
 
     fn method(
@@ -226,60 +362,13 @@ impl Group<'_> {
         signature: &Signature<'_>,
     ) -> TokenStream {
         let Signature {
-            params: params_struct,
             ret,
             decode,
             errors,
-            multipart,
+            ..
         } = *signature;
-        let types = &self.types;
-        let mut args = Vec::new();
-        let mut chain = Vec::new();
-        for p in op.params.iter().filter(|p| p.required) {
-            let arg = ident(&p.ident);
-            let wire = &p.name;
-            match p.location {
-                ParamLocation::Path => {
-                    let ty = self.path_arg(&p.ty);
-                    args.push(quote!(#arg: #ty));
-                    chain.push(quote!(.path(#wire, #arg)));
-                }
-                ParamLocation::Query => {
-                    let (ty, value) = value_arg(&p.ty, types, &arg);
-                    let style = query_style(p);
-                    args.push(quote!(#arg: #ty));
-                    chain.push(quote!(.query(#wire, #value, #style)));
-                }
-                ParamLocation::Header => {
-                    let (ty, value) = value_arg(&p.ty, types, &arg);
-                    let wire = wire.to_ascii_lowercase();
-                    args.push(quote!(#arg: #ty));
-                    chain.push(quote!(.header(#wire, #value)));
-                }
-            }
-        }
-        if let Some(body) = body {
-            let (arg, call) = body_arg(body, types, multipart);
-            args.push(arg);
-            chain.push(call);
-        }
-        if let Some(params) = params_struct {
-            args.push(quote!(params: &#params));
-            for p in op.params.iter().filter(|p| !p.required) {
-                let field = ident(&p.ident);
-                let wire = &p.name;
-                chain.push(match p.location {
-                    ParamLocation::Header => {
-                        let wire = wire.to_ascii_lowercase();
-                        quote!(.header(#wire, &params.#field))
-                    }
-                    _ => {
-                        let style = query_style(p);
-                        quote!(.query(#wire, &params.#field, #style))
-                    }
-                });
-            }
-        }
+        let (args, mut chain) = self.request(op, body, signature);
+        let args = args.iter().map(Arg::declaration);
         let accept: BTreeSet<&str> = op
             .responses
             .iter()
@@ -304,6 +393,115 @@ impl Group<'_> {
                 #decode
             }
         }
+    }
+
+    /// The auto-paging method of a paged operation: the same arguments, a stream of
+    /// items.
+    fn pages_method(
+        &self,
+        op: &Operation,
+        paging: &Paging,
+        signature: &Signature<'_>,
+    ) -> TokenStream {
+        let body = op.bodies.first();
+        let (args, chain) = self.request(op, body, signature);
+        let args = args.iter().map(Arg::declaration);
+        let method = ident(&op.method);
+        let path = &op.path;
+        let id = &op.id;
+        let name = ident(&paging.method);
+        let item = type_tokens(&paging.item, &self.types);
+        let scheme = paging_scheme(&paging.scheme);
+        let plain = body.map_or(op.name.as_str(), |b| b.method.as_str());
+        let docs = doc_attrs(&format!(
+            "Every item of [`{}`](Self::{}), page after page: `{} {}` (operation `{id}`), \
+             {}.\n\nEach page request is paced by the limiter like any other. Nothing is \
+             sent until the first [`next`](polvo_runtime::paginate::Pages::next); \
+             [`position`](polvo_runtime::paginate::Pages::position) tells where the walk \
+             stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.",
+            crate::naming::bare(plain),
+            plain,
+            op.method,
+            op.path,
+            scheme_doc(&paging.scheme),
+        ));
+        quote! {
+            #docs
+            pub fn #name(&self, #(#args),*) -> polvo_runtime::paginate::Pages<#item> {
+                let request = polvo_runtime::Request::new(polvo_runtime::Method::#method, #path, #id)
+                    #(#chain)*
+                    .accept("application/json");
+                self.client.paginate(request, #scheme)
+            }
+        }
+    }
+
+    /// A method's arguments and the request-building calls they make.
+    fn request(
+        &self,
+        op: &Operation,
+        body: Option<&RequestBody>,
+        signature: &Signature<'_>,
+    ) -> (Vec<Arg>, Vec<TokenStream>) {
+        let Signature {
+            params: params_struct,
+            multipart,
+            ..
+        } = *signature;
+        let types = &self.types;
+        let mut args = Vec::new();
+        let mut chain = Vec::new();
+        for p in op.params.iter().filter(|p| p.required) {
+            let name = ident(&p.ident);
+            let wire = &p.name;
+            match p.location {
+                ParamLocation::Path => {
+                    let ty = self.path_arg(&p.ty);
+                    chain.push(quote!(.path(#wire, #name)));
+                    args.push(Arg::new(name, ty, &p.ty, types));
+                }
+                ParamLocation::Query => {
+                    let (ty, value) = value_arg(&p.ty, types, &name);
+                    let style = query_style(p);
+                    chain.push(quote!(.query(#wire, #value, #style)));
+                    args.push(Arg::new(name, ty, &p.ty, types));
+                }
+                ParamLocation::Header => {
+                    let (ty, value) = value_arg(&p.ty, types, &name);
+                    let wire = wire.to_ascii_lowercase();
+                    chain.push(quote!(.header(#wire, #value)));
+                    args.push(Arg::new(name, ty, &p.ty, types));
+                }
+            }
+        }
+        if let Some(body) = body {
+            let (arg, call) = body_arg(body, types, multipart);
+            args.push(arg);
+            chain.push(call);
+        }
+        if let Some(params) = params_struct {
+            args.push(Arg {
+                name: ident("params"),
+                ty: quote!(&#params),
+                owned: quote!(#params),
+                by_ref: true,
+            });
+            for p in op.params.iter().filter(|p| !p.required) {
+                let field = ident(&p.ident);
+                let wire = &p.name;
+                chain.push(match p.location {
+                    ParamLocation::Header => {
+                        let wire = wire.to_ascii_lowercase();
+                        quote!(.header(#wire, &params.#field))
+                    }
+                    _ => {
+                        let style = query_style(p);
+                        quote!(.query(#wire, &params.#field, #style))
+                    }
+                });
+            }
+        }
+        (args, chain)
     }
 
     /// The argument type of a path parameter: something `Display`.
@@ -642,30 +840,42 @@ fn body_arg(
     body: &RequestBody,
     types: &TokenStream,
     multipart: Option<&proc_macro2::Ident>,
-) -> (TokenStream, TokenStream) {
+) -> (Arg, TokenStream) {
     let media = &body.media_type;
+    let by_value = |name: &str, ty: TokenStream| Arg {
+        name: ident(name),
+        ty: ty.clone(),
+        owned: ty,
+        by_ref: false,
+    };
     match body.encoding {
         Encoding::Json => {
-            let ty = borrowed(&body.ty, types);
-            (quote!(body: #ty), quote!(.json(body)))
+            let arg = Arg::new(ident("body"), borrowed(&body.ty, types), &body.ty, types);
+            (arg, quote!(.json(body)))
         }
         Encoding::Form => {
-            let ty = borrowed(&body.ty, types);
-            (quote!(body: #ty), quote!(.form(body)))
+            let arg = Arg::new(ident("body"), borrowed(&body.ty, types), &body.ty, types);
+            (arg, quote!(.form(body)))
         }
         Encoding::Multipart => match multipart {
-            Some(name) if !body.parts.is_empty() => {
-                (quote!(body: #name), quote!(.multipart(body.into_parts())))
-            }
+            Some(name) if !body.parts.is_empty() => (
+                by_value("body", quote!(#name)),
+                quote!(.multipart(body.into_parts())),
+            ),
             _ => (
-                quote!(parts: Vec<polvo_runtime::Part>),
+                by_value("parts", quote!(Vec<polvo_runtime::Part>)),
                 quote!(.multipart(parts)),
             ),
         },
-        Encoding::Text | Encoding::Bytes => (
-            quote!(body: impl Into<polvo_runtime::Bytes>),
-            quote!(.bytes(body, #media)),
-        ),
+        Encoding::Text | Encoding::Bytes => {
+            let arg = Arg {
+                name: ident("body"),
+                ty: quote!(impl Into<polvo_runtime::Bytes>),
+                owned: quote!(polvo_runtime::Bytes),
+                by_ref: false,
+            };
+            (arg, quote!(.bytes(body, #media)))
+        }
     }
 }
 
@@ -695,6 +905,72 @@ fn borrowed(ty: &TypeRef, types: &TokenStream) -> TokenStream {
         other => {
             let ty = type_tokens(other, types);
             quote!(&#ty)
+        }
+    }
+}
+
+/// The runtime's `Pagination` value for a scheme.
+fn paging_scheme(scheme: &PagingScheme) -> TokenStream {
+    let path = quote!(polvo_runtime::paginate::Pagination);
+    match scheme {
+        PagingScheme::Cursor {
+            param,
+            items,
+            has_more,
+            next,
+        } => {
+            let has_more = match has_more {
+                Some(field) => quote!(Some(#field)),
+                None => quote!(None),
+            };
+            let next = match next {
+                CursorFrom::LastItem(field) => {
+                    quote!(polvo_runtime::paginate::CursorFrom::LastItem(#field))
+                }
+                CursorFrom::Response(field) => {
+                    quote!(polvo_runtime::paginate::CursorFrom::Response(#field))
+                }
+            };
+            quote!(#path::Cursor { param: #param, items: #items, has_more: #has_more, next: #next })
+        }
+        PagingScheme::Offset { param, items } => {
+            quote!(#path::Offset { param: #param, items: #items })
+        }
+        PagingScheme::Page {
+            param,
+            items,
+            first,
+        } => {
+            let first_lit = proc_macro2::Literal::u64_unsuffixed(*first);
+            quote!(#path::Page { param: #param, items: #items, first: #first_lit })
+        }
+        PagingScheme::LinkHeader { items } => quote!(#path::LinkHeader { items: #items }),
+    }
+}
+
+/// How a scheme pages, for docs.
+fn scheme_doc(scheme: &PagingScheme) -> String {
+    let items = |items: &str| match items {
+        "" => "items in a top-level array".to_owned(),
+        field => format!("items in `{field}`"),
+    };
+    match scheme {
+        PagingScheme::Cursor {
+            param, items: i, ..
+        } => format!("{}, the cursor sent as `{param}`", items(i)),
+        PagingScheme::Offset { param, items: i } => {
+            format!("{}, the offset sent as `{param}`", items(i))
+        }
+        PagingScheme::Page {
+            param, items: i, ..
+        } => {
+            format!("{}, the page number sent as `{param}`", items(i))
+        }
+        PagingScheme::LinkHeader { items: i } => {
+            format!(
+                "{}, following `Link: <...>; rel=\"next\"` headers",
+                items(i)
+            )
         }
     }
 }

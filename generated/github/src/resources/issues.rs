@@ -77,6 +77,47 @@ impl<'a> Issues<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `issues/create` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<
+            Item = (
+                String,
+                String,
+                super::super::types::IssueCreate,
+                IssuesCreateParams,
+            ),
+        >,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (
+            String,
+            String,
+            super::super::types::IssueCreate,
+            IssuesCreateParams,
+        ),
+        super::super::types::Issue,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (owner, repo, body, params): (
+            String,
+            String,
+            super::super::types::IssueCreate,
+            IssuesCreateParams,
+        )| async move {
+            Issues::new(&client)
+                .create(&owner, &repo, &body, &params)
+                .await
+        };
+        self.client
+            .bulk("issues/create")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Create an issue comment
     ///
     /// Comments on an issue or a pull request.
@@ -127,6 +168,50 @@ impl<'a> Issues<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create_comment`](Self::create_comment) for every item of `items`, as fast as the limits of `issues/create-comment` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create_comment(
+        &self,
+        items: impl IntoIterator<
+            Item = (
+                String,
+                String,
+                i64,
+                super::super::types::IssuesCreateCommentRequest,
+                IssuesCreateCommentParams,
+            ),
+        >,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (
+            String,
+            String,
+            i64,
+            super::super::types::IssuesCreateCommentRequest,
+            IssuesCreateCommentParams,
+        ),
+        super::super::types::IssueComment,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (owner, repo, issue_number, body, params): (
+            String,
+            String,
+            i64,
+            super::super::types::IssuesCreateCommentRequest,
+            IssuesCreateCommentParams,
+        )| async move {
+            Issues::new(&client)
+                .create_comment(&owner, &repo, issue_number, &body, &params)
+                .await
+        };
+        self.client
+            .bulk("issues/create-comment")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Get an issue
     ///
     /// `GET /repos/{owner}/{repo}/issues/{issue_number}` (operation `issues/get`)
@@ -167,6 +252,30 @@ impl<'a> Issues<'a> {
         .header("x-github-api-version", &params.x_git_hub_api_version)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`get`](Self::get) for every item of `items`, as fast as the limits of `issues/get` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_get(
+        &self,
+        items: impl IntoIterator<Item = (String, String, i64, IssuesGetParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, String, i64, IssuesGetParams),
+        super::super::types::Issue,
+    > {
+        let call = |
+            client: polvo_runtime::Client,
+            (owner, repo, issue_number, params): (String, String, i64, IssuesGetParams)|
+        async move {
+            Issues::new(&client).get(&owner, &repo, issue_number, &params).await
+        };
+        self.client
+            .bulk("issues/get")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List issue comments
@@ -219,6 +328,68 @@ impl<'a> Issues<'a> {
         .header("x-github-api-version", &params.x_git_hub_api_version)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`list_comments`](Self::list_comments) for every item of `items`, as fast as the limits of `issues/list-comments` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list_comments(
+        &self,
+        items: impl IntoIterator<Item = (String, String, i64, IssuesListCommentsParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, String, i64, IssuesListCommentsParams),
+        Vec<super::super::types::IssueComment>,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (owner, repo, issue_number, params): (
+            String,
+            String,
+            i64,
+            IssuesListCommentsParams,
+        )| async move {
+            Issues::new(&client)
+                .list_comments(&owner, &repo, issue_number, &params)
+                .await
+        };
+        self.client
+            .bulk("issues/list-comments")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list_comments`](Self::list_comments), page after page: `GET /repos/{owner}/{repo}/issues/{issue_number}/comments` (operation `issues/list-comments`), items in a top-level array, following `Link: <...>; rel="next"` headers.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_comments_pages(
+        &self,
+        owner: &str,
+        repo: &str,
+        issue_number: i64,
+        params: &IssuesListCommentsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::IssueComment> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+            "issues/list-comments",
+        )
+        .path("owner", owner)
+        .path("repo", repo)
+        .path("issue_number", issue_number)
+        .query("since", &params.since, polvo_runtime::QueryStyle::Form)
+        .query(
+            "per_page",
+            &params.per_page,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .header("x-github-api-version", &params.x_git_hub_api_version)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::LinkHeader { items: "" },
+        )
     }
 
     /// List repository issues
@@ -303,6 +474,86 @@ impl<'a> Issues<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list_for_repo`](Self::list_for_repo) for every item of `items`, as fast as the limits of `issues/list-for-repo` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list_for_repo(
+        &self,
+        items: impl IntoIterator<Item = (String, String, IssuesListForRepoParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, String, IssuesListForRepoParams),
+        Vec<super::super::types::Issue>,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (owner, repo, params): (String, String, IssuesListForRepoParams)| async move {
+                Issues::new(&client)
+                    .list_for_repo(&owner, &repo, &params)
+                    .await
+            };
+        self.client
+            .bulk("issues/list-for-repo")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list_for_repo`](Self::list_for_repo), page after page: `GET /repos/{owner}/{repo}/issues` (operation `issues/list-for-repo`), items in a top-level array, following `Link: <...>; rel="next"` headers.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_for_repo_pages(
+        &self,
+        owner: &str,
+        repo: &str,
+        params: &IssuesListForRepoParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Issue> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/repos/{owner}/{repo}/issues",
+            "issues/list-for-repo",
+        )
+        .path("owner", owner)
+        .path("repo", repo)
+        .query(
+            "milestone",
+            &params.milestone,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("state", &params.state, polvo_runtime::QueryStyle::Form)
+        .query(
+            "assignee",
+            &params.assignee,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("creator", &params.creator, polvo_runtime::QueryStyle::Form)
+        .query(
+            "mentioned",
+            &params.mentioned,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("labels", &params.labels, polvo_runtime::QueryStyle::Form)
+        .query("sort", &params.sort, polvo_runtime::QueryStyle::Form)
+        .query(
+            "direction",
+            &params.direction,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("since", &params.since, polvo_runtime::QueryStyle::Form)
+        .query(
+            "per_page",
+            &params.per_page,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .header("x-github-api-version", &params.x_git_hub_api_version)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::LinkHeader { items: "" },
+        )
+    }
+
     /// Update an issue
     ///
     /// Issue owners and users with push access can change any field.
@@ -353,6 +604,50 @@ impl<'a> Issues<'a> {
         .header("x-github-api-version", &params.x_git_hub_api_version)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `issues/update` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<
+            Item = (
+                String,
+                String,
+                i64,
+                super::super::types::IssueUpdate,
+                IssuesUpdateParams,
+            ),
+        >,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (
+            String,
+            String,
+            i64,
+            super::super::types::IssueUpdate,
+            IssuesUpdateParams,
+        ),
+        super::super::types::Issue,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (owner, repo, issue_number, body, params): (
+            String,
+            String,
+            i64,
+            super::super::types::IssueUpdate,
+            IssuesUpdateParams,
+        )| async move {
+            Issues::new(&client)
+                .update(&owner, &repo, issue_number, &body, &params)
+                .await
+        };
+        self.client
+            .bulk("issues/update")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

@@ -73,6 +73,47 @@ impl<'a> Pulls<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `pulls/create` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<
+            Item = (
+                String,
+                String,
+                super::super::types::PullRequestCreate,
+                PullsCreateParams,
+            ),
+        >,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (
+            String,
+            String,
+            super::super::types::PullRequestCreate,
+            PullsCreateParams,
+        ),
+        super::super::types::PullRequest,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (owner, repo, body, params): (
+            String,
+            String,
+            super::super::types::PullRequestCreate,
+            PullsCreateParams,
+        )| async move {
+            Pulls::new(&client)
+                .create(&owner, &repo, &body, &params)
+                .await
+        };
+        self.client
+            .bulk("pulls/create")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Get a pull request
     ///
     /// `mergeable` is computed in the background: `null` means GitHub has not finished, and asking again later gives the answer.
@@ -116,6 +157,30 @@ impl<'a> Pulls<'a> {
         .header("x-github-api-version", &params.x_git_hub_api_version)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`get`](Self::get) for every item of `items`, as fast as the limits of `pulls/get` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_get(
+        &self,
+        items: impl IntoIterator<Item = (String, String, i64, PullsGetParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, String, i64, PullsGetParams),
+        super::super::types::PullRequest,
+    > {
+        let call = |
+            client: polvo_runtime::Client,
+            (owner, repo, pull_number, params): (String, String, i64, PullsGetParams)|
+        async move {
+            Pulls::new(&client).get(&owner, &repo, pull_number, &params).await
+        };
+        self.client
+            .bulk("pulls/get")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List pull requests
@@ -177,6 +242,67 @@ impl<'a> Pulls<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `pulls/list` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = (String, String, PullsListParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, String, PullsListParams),
+        Vec<super::super::types::PullRequest>,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (owner, repo, params): (String, String, PullsListParams)| async move {
+            Pulls::new(&client).list(&owner, &repo, &params).await
+        };
+        self.client
+            .bulk("pulls/list")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /repos/{owner}/{repo}/pulls` (operation `pulls/list`), items in a top-level array, following `Link: <...>; rel="next"` headers.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        owner: &str,
+        repo: &str,
+        params: &PullsListParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::PullRequest> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/repos/{owner}/{repo}/pulls",
+            "pulls/list",
+        )
+        .path("owner", owner)
+        .path("repo", repo)
+        .query("state", &params.state, polvo_runtime::QueryStyle::Form)
+        .query("head", &params.head, polvo_runtime::QueryStyle::Form)
+        .query("base", &params.base, polvo_runtime::QueryStyle::Form)
+        .query("sort", &params.sort, polvo_runtime::QueryStyle::Form)
+        .query(
+            "direction",
+            &params.direction,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query(
+            "per_page",
+            &params.per_page,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .header("x-github-api-version", &params.x_git_hub_api_version)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::LinkHeader { items: "" },
+        )
+    }
+
     /// Merge a pull request
     ///
     /// `PUT /repos/{owner}/{repo}/pulls/{pull_number}/merge` (operation `pulls/merge`)
@@ -224,6 +350,50 @@ impl<'a> Pulls<'a> {
         .header("x-github-api-version", &params.x_git_hub_api_version)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`merge`](Self::merge) for every item of `items`, as fast as the limits of `pulls/merge` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_merge(
+        &self,
+        items: impl IntoIterator<
+            Item = (
+                String,
+                String,
+                i64,
+                super::super::types::PullRequestMerge,
+                PullsMergeParams,
+            ),
+        >,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (
+            String,
+            String,
+            i64,
+            super::super::types::PullRequestMerge,
+            PullsMergeParams,
+        ),
+        super::super::types::PullRequestMergeResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (owner, repo, pull_number, body, params): (
+            String,
+            String,
+            i64,
+            super::super::types::PullRequestMerge,
+            PullsMergeParams,
+        )| async move {
+            Pulls::new(&client)
+                .merge(&owner, &repo, pull_number, &body, &params)
+                .await
+        };
+        self.client
+            .bulk("pulls/merge")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

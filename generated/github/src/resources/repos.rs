@@ -68,6 +68,41 @@ impl<'a> Repos<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create_for_authenticated_user`](Self::create_for_authenticated_user) for every item of `items`, as fast as the limits of `repos/create-for-authenticated-user` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create_for_authenticated_user(
+        &self,
+        items: impl IntoIterator<
+            Item = (
+                super::super::types::RepoCreate,
+                ReposCreateForAuthenticatedUserParams,
+            ),
+        >,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (
+            super::super::types::RepoCreate,
+            ReposCreateForAuthenticatedUserParams,
+        ),
+        super::super::types::FullRepository,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (body, params): (
+            super::super::types::RepoCreate,
+            ReposCreateForAuthenticatedUserParams,
+        )| async move {
+            Repos::new(&client)
+                .create_for_authenticated_user(&body, &params)
+                .await
+        };
+        self.client
+            .bulk("repos/create-for-authenticated-user")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Create an organization repository
     ///
     /// Needs the `repo` scope (or `public_repo` for a public repository).
@@ -110,6 +145,44 @@ impl<'a> Repos<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create_in_org`](Self::create_in_org) for every item of `items`, as fast as the limits of `repos/create-in-org` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create_in_org(
+        &self,
+        items: impl IntoIterator<
+            Item = (
+                String,
+                super::super::types::OrgRepoCreate,
+                ReposCreateInOrgParams,
+            ),
+        >,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (
+            String,
+            super::super::types::OrgRepoCreate,
+            ReposCreateInOrgParams,
+        ),
+        super::super::types::FullRepository,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (org, body, params): (
+            String,
+            super::super::types::OrgRepoCreate,
+            ReposCreateInOrgParams,
+        )| async move {
+            Repos::new(&client)
+                .create_in_org(&org, &body, &params)
+                .await
+        };
+        self.client
+            .bulk("repos/create-in-org")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Get a repository
     ///
     /// Forks also carry their `parent` and `source` repositories.
@@ -148,6 +221,28 @@ impl<'a> Repos<'a> {
         .header("x-github-api-version", &params.x_git_hub_api_version)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`get`](Self::get) for every item of `items`, as fast as the limits of `repos/get` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_get(
+        &self,
+        items: impl IntoIterator<Item = (String, String, ReposGetParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, String, ReposGetParams),
+        super::super::types::FullRepository,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (owner, repo, params): (String, String, ReposGetParams)| async move {
+            Repos::new(&client).get(&owner, &repo, &params).await
+        };
+        self.client
+            .bulk("repos/get")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List organization repositories
@@ -200,6 +295,63 @@ impl<'a> Repos<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list_for_org`](Self::list_for_org) for every item of `items`, as fast as the limits of `repos/list-for-org` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list_for_org(
+        &self,
+        items: impl IntoIterator<Item = (String, ReposListForOrgParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, ReposListForOrgParams),
+        Vec<super::super::types::Repository>,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (org, params): (String, ReposListForOrgParams)| async move {
+            Repos::new(&client).list_for_org(&org, &params).await
+        };
+        self.client
+            .bulk("repos/list-for-org")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list_for_org`](Self::list_for_org), page after page: `GET /orgs/{org}/repos` (operation `repos/list-for-org`), items in a top-level array, following `Link: <...>; rel="next"` headers.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_for_org_pages(
+        &self,
+        org: &str,
+        params: &ReposListForOrgParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Repository> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/orgs/{org}/repos",
+            "repos/list-for-org",
+        )
+        .path("org", org)
+        .query("type", &params.r#type, polvo_runtime::QueryStyle::Form)
+        .query("sort", &params.sort, polvo_runtime::QueryStyle::Form)
+        .query(
+            "direction",
+            &params.direction,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query(
+            "per_page",
+            &params.per_page,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .header("x-github-api-version", &params.x_git_hub_api_version)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::LinkHeader { items: "" },
+        )
+    }
+
     /// List repositories for a user
     ///
     /// The user's public repositories.
@@ -250,6 +402,63 @@ impl<'a> Repos<'a> {
         .header("x-github-api-version", &params.x_git_hub_api_version)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`list_for_user`](Self::list_for_user) for every item of `items`, as fast as the limits of `repos/list-for-user` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list_for_user(
+        &self,
+        items: impl IntoIterator<Item = (String, ReposListForUserParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, ReposListForUserParams),
+        Vec<super::super::types::Repository>,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (username, params): (String, ReposListForUserParams)| async move {
+            Repos::new(&client).list_for_user(&username, &params).await
+        };
+        self.client
+            .bulk("repos/list-for-user")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list_for_user`](Self::list_for_user), page after page: `GET /users/{username}/repos` (operation `repos/list-for-user`), items in a top-level array, following `Link: <...>; rel="next"` headers.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_for_user_pages(
+        &self,
+        username: &str,
+        params: &ReposListForUserParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Repository> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/users/{username}/repos",
+            "repos/list-for-user",
+        )
+        .path("username", username)
+        .query("type", &params.r#type, polvo_runtime::QueryStyle::Form)
+        .query("sort", &params.sort, polvo_runtime::QueryStyle::Form)
+        .query(
+            "direction",
+            &params.direction,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query(
+            "per_page",
+            &params.per_page,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .header("x-github-api-version", &params.x_git_hub_api_version)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::LinkHeader { items: "" },
+        )
     }
 }
 

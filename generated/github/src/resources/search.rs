@@ -75,6 +75,58 @@ impl<'a> Search<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`code`](Self::code) for every item of `items`, as fast as the limits of `search/code` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_code(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchCodeParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchCodeParams),
+        super::super::types::CodeSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client, (q, params): (String, SearchCodeParams)| async move {
+            Search::new(&client).code(&q, &params).await
+        };
+        self.client
+            .bulk("search/code")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`code`](Self::code), page after page: `GET /search/code` (operation `search/code`), items in `items`, the page number sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn code_pages(
+        &self,
+        q: &str,
+        params: &SearchCodeParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::CodeSearchResultItem> {
+        let request =
+            polvo_runtime::Request::new(polvo_runtime::Method::GET, "/search/code", "search/code")
+                .query("q", q, polvo_runtime::QueryStyle::Form)
+                .query("sort", &params.sort, polvo_runtime::QueryStyle::Form)
+                .query("order", &params.order, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "per_page",
+                    &params.per_page,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+                .header("x-github-api-version", &params.x_git_hub_api_version)
+                .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Page {
+                param: "page",
+                items: "items",
+                first: 1,
+            },
+        )
+    }
+
     /// Search issues and pull requests
     ///
     /// Issues and pull requests matching `q`, which must name `is:issue` or `is:pr`, for example `repo:octo-org/octo-repo is:issue is:open label:bug`.
@@ -125,6 +177,64 @@ impl<'a> Search<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`issues_and_pull_requests`](Self::issues_and_pull_requests) for every item of `items`, as fast as the limits of `search/issues-and-pull-requests` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_issues_and_pull_requests(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchIssuesAndPullRequestsParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchIssuesAndPullRequestsParams),
+        super::super::types::IssueSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (q, params): (String, SearchIssuesAndPullRequestsParams)| async move {
+            Search::new(&client)
+                .issues_and_pull_requests(&q, &params)
+                .await
+        };
+        self.client
+            .bulk("search/issues-and-pull-requests")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`issues_and_pull_requests`](Self::issues_and_pull_requests), page after page: `GET /search/issues` (operation `search/issues-and-pull-requests`), items in `items`, the page number sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn issues_and_pull_requests_pages(
+        &self,
+        q: &str,
+        params: &SearchIssuesAndPullRequestsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::IssueSearchResultItem> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/search/issues",
+            "search/issues-and-pull-requests",
+        )
+        .query("q", q, polvo_runtime::QueryStyle::Form)
+        .query("sort", &params.sort, polvo_runtime::QueryStyle::Form)
+        .query("order", &params.order, polvo_runtime::QueryStyle::Form)
+        .query(
+            "per_page",
+            &params.per_page,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .header("x-github-api-version", &params.x_git_hub_api_version)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Page {
+                param: "page",
+                items: "items",
+                first: 1,
+            },
+        )
+    }
+
     /// Search repositories
     ///
     /// Repositories matching `q`, such as `tetris language:assembly stars:>100`. At most 1,000 results are reachable, and a search that times out returns what it found with `incomplete_results` set.
@@ -172,6 +282,61 @@ impl<'a> Search<'a> {
         .header("x-github-api-version", &params.x_git_hub_api_version)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`repos`](Self::repos) for every item of `items`, as fast as the limits of `search/repos` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_repos(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchReposParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchReposParams),
+        super::super::types::RepoSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client, (q, params): (String, SearchReposParams)| async move {
+            Search::new(&client).repos(&q, &params).await
+        };
+        self.client
+            .bulk("search/repos")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`repos`](Self::repos), page after page: `GET /search/repositories` (operation `search/repos`), items in `items`, the page number sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn repos_pages(
+        &self,
+        q: &str,
+        params: &SearchReposParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::RepoSearchResultItem> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/search/repositories",
+            "search/repos",
+        )
+        .query("q", q, polvo_runtime::QueryStyle::Form)
+        .query("sort", &params.sort, polvo_runtime::QueryStyle::Form)
+        .query("order", &params.order, polvo_runtime::QueryStyle::Form)
+        .query(
+            "per_page",
+            &params.per_page,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .header("x-github-api-version", &params.x_git_hub_api_version)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Page {
+                param: "page",
+                items: "items",
+                first: 1,
+            },
+        )
     }
 }
 

@@ -15,6 +15,6 @@ fn content_type(response: &polvo_runtime::Response) -> String {
     essence.trim().to_ascii_lowercase()
 }
 
-pub mod owners;
+pub mod people;
 
 pub mod pets;

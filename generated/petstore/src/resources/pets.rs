@@ -56,6 +56,25 @@ impl<'a> Pets<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `createPet` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<Item = super::super::types::NewPet>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<super::super::types::NewPet, super::super::types::Pet>
+    {
+        let call = |client: polvo_runtime::Client, body: super::super::types::NewPet| async move {
+            Pets::new(&client).create(&body).await
+        };
+        self.client
+            .bulk("createPet")
+            .options(options.or_max_concurrency(16))
+            .run(items, call)
+            .await
+    }
+
     /// Remove a pet
     ///
     /// `DELETE /pets/{petId}` (operation `deletePet`)
@@ -87,6 +106,24 @@ impl<'a> Pets<'a> {
         self.client.execute(request).await
     }
 
+    /// [`delete`](Self::delete) for every item of `items`, as fast as the limits of `deletePet` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_delete(
+        &self,
+        items: impl IntoIterator<Item = (i64, DeletePetParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<(i64, DeletePetParams), polvo_runtime::Response> {
+        let call = |client: polvo_runtime::Client, (pet_id, params): (i64, DeletePetParams)| async move {
+            Pets::new(&client).delete(pet_id, &params).await
+        };
+        self.client
+            .bulk("deletePet")
+            .options(options.or_max_concurrency(16))
+            .run(items, call)
+            .await
+    }
+
     /// Get a pet
     ///
     /// `GET /pets/{petId}` (operation `getPet`)
@@ -111,33 +148,22 @@ impl<'a> Pets<'a> {
         self.client.execute(request).await?.json()
     }
 
-    /// Download the photo
+    /// [`get`](Self::get) for every item of `items`, as fast as the limits of `getPet` allow, in one bulk run.
     ///
-    /// `GET /pets/{petId}/photo` (operation `getPetPhoto`)
-    ///
-    /// # Parameters
-    ///
-    /// - `pet_id` (path `petId`)
-    ///
-    /// # Responses
-    ///
-    /// - `200` `image/png`: The photo.
-    ///
-    /// # Errors
-    ///
-    /// [`polvo_runtime::Error::Api`] for a failure status (typed body: `ApiError::decode`), another [`polvo_runtime::Error`] when the request could not be made.
-    pub async fn get_photo(
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_get(
         &self,
-        pet_id: i64,
-    ) -> Result<polvo_runtime::Bytes, polvo_runtime::Error> {
-        let request = polvo_runtime::Request::new(
-            polvo_runtime::Method::GET,
-            "/pets/{petId}/photo",
-            "getPetPhoto",
-        )
-        .path("petId", pet_id)
-        .accept("image/png");
-        Ok(self.client.execute(request).await?.into_bytes())
+        items: impl IntoIterator<Item = i64>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<i64, super::super::types::Pet> {
+        let call = |client: polvo_runtime::Client, pet_id: i64| async move {
+            Pets::new(&client).get(pet_id).await
+        };
+        self.client
+            .bulk("getPet")
+            .options(options.or_max_concurrency(16))
+            .run(items, call)
+            .await
     }
 
     /// List pets
@@ -149,6 +175,7 @@ impl<'a> Pets<'a> {
     /// # Parameters
     ///
     /// - `params.limit` (query `limit`): How many pets to return at most.
+    /// - `params.starting_after` (query `starting_after`): A cursor, the id of the last pet of the previous page.
     /// - `params.tags` (query `tags`): Only pets with all of these tags.
     /// - `params.filter` (query `filter`): Filters on pet fields, sent as `filter[status]=available`.
     /// - `params.x_request_id` (header `X-Request-Id`): Echoed in logs, for support.
@@ -167,6 +194,11 @@ impl<'a> Pets<'a> {
     ) -> Result<ListPetsResponses, polvo_runtime::Error> {
         let request = polvo_runtime::Request::new(polvo_runtime::Method::GET, "/pets", "listPets")
             .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+            .query(
+                "starting_after",
+                &params.starting_after,
+                polvo_runtime::QueryStyle::Form,
+            )
             .query("tags", &params.tags, polvo_runtime::QueryStyle::Form)
             .query(
                 "filter",
@@ -182,6 +214,101 @@ impl<'a> Pets<'a> {
             200 if content_type == "text/csv" => Ok(ListPetsResponses::OkCsv(response.text())),
             _ => response.error_for_status().map(ListPetsResponses::Other),
         }
+    }
+
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `listPets` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListPetsParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<ListPetsParams, ListPetsResponses> {
+        let call = |client: polvo_runtime::Client, params: ListPetsParams| async move {
+            Pets::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("listPets")
+            .options(options.or_max_concurrency(16))
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /pets` (operation `listPets`), items in `items`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListPetsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Pet> {
+        let request = polvo_runtime::Request::new(polvo_runtime::Method::GET, "/pets", "listPets")
+            .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+            .query(
+                "starting_after",
+                &params.starting_after,
+                polvo_runtime::QueryStyle::Form,
+            )
+            .query("tags", &params.tags, polvo_runtime::QueryStyle::Form)
+            .query(
+                "filter",
+                &params.filter,
+                polvo_runtime::QueryStyle::DeepObject,
+            )
+            .header("x-request-id", &params.x_request_id)
+            .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "items",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
+    /// Download the photo
+    ///
+    /// `GET /pets/{petId}/photo` (operation `getPetPhoto`)
+    ///
+    /// # Parameters
+    ///
+    /// - `pet_id` (path `petId`)
+    ///
+    /// # Responses
+    ///
+    /// - `200` `image/png`: The photo.
+    ///
+    /// # Errors
+    ///
+    /// [`polvo_runtime::Error::Api`] for a failure status (typed body: `ApiError::decode`), another [`polvo_runtime::Error`] when the request could not be made.
+    pub async fn photo(&self, pet_id: i64) -> Result<polvo_runtime::Bytes, polvo_runtime::Error> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/pets/{petId}/photo",
+            "getPetPhoto",
+        )
+        .path("petId", pet_id)
+        .accept("image/png");
+        Ok(self.client.execute(request).await?.into_bytes())
+    }
+
+    /// [`photo`](Self::photo) for every item of `items`, as fast as the limits of `getPetPhoto` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_photo(
+        &self,
+        items: impl IntoIterator<Item = i64>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<i64, polvo_runtime::Bytes> {
+        let call = |client: polvo_runtime::Client, pet_id: i64| async move {
+            Pets::new(&client).photo(pet_id).await
+        };
+        self.client
+            .bulk("getPetPhoto")
+            .options(options.or_max_concurrency(16))
+            .run(items, call)
+            .await
     }
 
     /// Update a pet
@@ -218,6 +345,28 @@ impl<'a> Pets<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `updatePet` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<Item = (i64, super::super::types::PetUpdate)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (i64, super::super::types::PetUpdate),
+        super::super::types::Pet,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (pet_id, body): (i64, super::super::types::PetUpdate)| async move {
+            Pets::new(&client).update(pet_id, &body).await
+        };
+        self.client
+            .bulk("updatePet")
+            .options(options.or_max_concurrency(16))
+            .run(items, call)
+            .await
+    }
+
     /// Update a pet
     ///
     /// Changes the named fields; nested metadata is sent with brackets.
@@ -250,6 +399,28 @@ impl<'a> Pets<'a> {
                 .form(body)
                 .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update_form`](Self::update_form) for every item of `items`, as fast as the limits of `updatePet` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update_form(
+        &self,
+        items: impl IntoIterator<Item = (i64, super::super::types::PetUpdate)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (i64, super::super::types::PetUpdate),
+        super::super::types::Pet,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (pet_id, body): (i64, super::super::types::PetUpdate)| async move {
+            Pets::new(&client).update_form(pet_id, &body).await
+        };
+        self.client
+            .bulk("updatePet")
+            .options(options.or_max_concurrency(16))
+            .run(items, call)
+            .await
     }
 
     /// Upload a photo
@@ -286,6 +457,26 @@ impl<'a> Pets<'a> {
         .accept("application/json");
         self.client.execute(request).await?.json()
     }
+
+    /// [`upload_photo`](Self::upload_photo) for every item of `items`, as fast as the limits of `uploadPetPhoto` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_upload_photo(
+        &self,
+        items: impl IntoIterator<Item = (i64, UploadPetPhotoMultipart)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<(i64, UploadPetPhotoMultipart), super::super::types::Photo>
+    {
+        let call = |client: polvo_runtime::Client,
+                    (pet_id, body): (i64, UploadPetPhotoMultipart)| async move {
+            Pets::new(&client).upload_photo(pet_id, body).await
+        };
+        self.client
+            .bulk("uploadPetPhoto")
+            .options(options.or_max_concurrency(16))
+            .run(items, call)
+            .await
+    }
 }
 
 ///Typed error bodies of `createPet`, by status.
@@ -321,6 +512,8 @@ pub struct DeletePetParams {
 pub struct ListPetsParams {
     /// `limit` (query): How many pets to return at most.
     pub limit: Option<i32>,
+    /// `starting_after` (query): A cursor, the id of the last pet of the previous page.
+    pub starting_after: Option<super::super::types::PetId>,
     /// `tags` (query): Only pets with all of these tags.
     pub tags: Option<Vec<String>>,
     /// `filter` (query): Filters on pet fields, sent as `filter[status]=available`.

@@ -66,6 +66,29 @@ impl<'a> Charges<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`capture`](Self::capture) for every item of `items`, as fast as the limits of `CaptureCharge` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_capture(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::ChargeCaptureParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::ChargeCaptureParams),
+        super::super::types::Charge,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (charge, body): (String, super::super::types::ChargeCaptureParams)| async move {
+                Charges::new(&client).capture(&charge, &body).await
+            };
+        self.client
+            .bulk("CaptureCharge")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Create a charge
     ///
     /// Charges a payment source. New integrations use payment intents instead.
@@ -93,6 +116,28 @@ impl<'a> Charges<'a> {
                 .form(body)
                 .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreateCharge` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<Item = super::super::types::ChargeCreateParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        super::super::types::ChargeCreateParams,
+        super::super::types::Charge,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    body: super::super::types::ChargeCreateParams| async move {
+            Charges::new(&client).create(&body).await
+        };
+        self.client
+            .bulk("CreateCharge")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List all charges
@@ -160,6 +205,77 @@ impl<'a> Charges<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListCharges` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListChargesParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<ListChargesParams, super::super::types::ChargeList> {
+        let call = |client: polvo_runtime::Client, params: ListChargesParams| async move {
+            Charges::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("ListCharges")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /v1/charges` (operation `ListCharges`), items in `data`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListChargesParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Charge> {
+        let request =
+            polvo_runtime::Request::new(polvo_runtime::Method::GET, "/v1/charges", "ListCharges")
+                .query(
+                    "created",
+                    &params.created,
+                    polvo_runtime::QueryStyle::DeepObject,
+                )
+                .query(
+                    "customer",
+                    &params.customer,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query(
+                    "ending_before",
+                    &params.ending_before,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+                .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "payment_intent",
+                    &params.payment_intent,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query(
+                    "starting_after",
+                    &params.starting_after,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query(
+                    "transfer_group",
+                    &params.transfer_group,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
     /// Retrieve a charge
     ///
     /// `GET /v1/charges/{charge}` (operation `RetrieveCharge`)
@@ -191,6 +307,26 @@ impl<'a> Charges<'a> {
         .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrieveCharge` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_retrieve(
+        &self,
+        items: impl IntoIterator<Item = (String, RetrieveChargeParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<(String, RetrieveChargeParams), super::super::types::Charge>
+    {
+        let call = |client: polvo_runtime::Client,
+                    (charge, params): (String, RetrieveChargeParams)| async move {
+            Charges::new(&client).retrieve(&charge, &params).await
+        };
+        self.client
+            .bulk("RetrieveCharge")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// Search charges
@@ -232,6 +368,57 @@ impl<'a> Charges<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchCharges` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_search(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchChargesParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchChargesParams),
+        super::super::types::ChargeSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (query, params): (String, SearchChargesParams)| async move {
+            Charges::new(&client).search(&query, &params).await
+        };
+        self.client
+            .bulk("SearchCharges")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`search`](Self::search), page after page: `GET /v1/charges/search` (operation `SearchCharges`), items in `data`, the cursor sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn search_pages(
+        &self,
+        query: &str,
+        params: &SearchChargesParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Charge> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/charges/search",
+            "SearchCharges",
+        )
+        .query("query", query, polvo_runtime::QueryStyle::Form)
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "page",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::Response("next_page"),
+            },
+        )
+    }
+
     /// Update a charge
     ///
     /// `POST /v1/charges/{charge}` (operation `UpdateCharge`)
@@ -266,6 +453,29 @@ impl<'a> Charges<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdateCharge` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::ChargeUpdateParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::ChargeUpdateParams),
+        super::super::types::Charge,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (charge, body): (String, super::super::types::ChargeUpdateParams)| async move {
+                Charges::new(&client).update(&charge, &body).await
+            };
+        self.client
+            .bulk("UpdateCharge")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

@@ -58,6 +58,28 @@ impl<'a> Customers<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreateCustomer` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<Item = super::super::types::CustomerCreateParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        super::super::types::CustomerCreateParams,
+        super::super::types::Customer,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    body: super::super::types::CustomerCreateParams| async move {
+            Customers::new(&client).create(&body).await
+        };
+        self.client
+            .bulk("CreateCustomer")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Delete a customer
     ///
     /// Permanently deletes the customer and cancels its active subscriptions.
@@ -88,6 +110,24 @@ impl<'a> Customers<'a> {
         .path("customer", customer)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`delete`](Self::delete) for every item of `items`, as fast as the limits of `DeleteCustomer` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_delete(
+        &self,
+        items: impl IntoIterator<Item = String>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<String, super::super::types::DeletedCustomer> {
+        let call = |client: polvo_runtime::Client, customer: String| async move {
+            Customers::new(&client).delete(&customer).await
+        };
+        self.client
+            .bulk("DeleteCustomer")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List all customers
@@ -144,6 +184,67 @@ impl<'a> Customers<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListCustomers` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListCustomersParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<ListCustomersParams, super::super::types::CustomerList>
+    {
+        let call = |client: polvo_runtime::Client, params: ListCustomersParams| async move {
+            Customers::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("ListCustomers")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /v1/customers` (operation `ListCustomers`), items in `data`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListCustomersParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Customer> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/customers",
+            "ListCustomers",
+        )
+        .query(
+            "created",
+            &params.created,
+            polvo_runtime::QueryStyle::DeepObject,
+        )
+        .query("email", &params.email, polvo_runtime::QueryStyle::Form)
+        .query(
+            "ending_before",
+            &params.ending_before,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query(
+            "starting_after",
+            &params.starting_after,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
     /// Retrieve a customer
     ///
     /// `GET /v1/customers/{customer}` (operation `RetrieveCustomer`)
@@ -175,6 +276,28 @@ impl<'a> Customers<'a> {
         .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrieveCustomer` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_retrieve(
+        &self,
+        items: impl IntoIterator<Item = (String, RetrieveCustomerParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, RetrieveCustomerParams),
+        super::super::types::Customer,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (customer, params): (String, RetrieveCustomerParams)| async move {
+            Customers::new(&client).retrieve(&customer, &params).await
+        };
+        self.client
+            .bulk("RetrieveCustomer")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// Search customers
@@ -216,6 +339,57 @@ impl<'a> Customers<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchCustomers` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_search(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchCustomersParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchCustomersParams),
+        super::super::types::CustomerSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (query, params): (String, SearchCustomersParams)| async move {
+            Customers::new(&client).search(&query, &params).await
+        };
+        self.client
+            .bulk("SearchCustomers")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`search`](Self::search), page after page: `GET /v1/customers/search` (operation `SearchCustomers`), items in `data`, the cursor sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn search_pages(
+        &self,
+        query: &str,
+        params: &SearchCustomersParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Customer> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/customers/search",
+            "SearchCustomers",
+        )
+        .query("query", query, polvo_runtime::QueryStyle::Form)
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "page",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::Response("next_page"),
+            },
+        )
+    }
+
     /// Update a customer
     ///
     /// Changes the fields passed; fields left out keep their values.
@@ -252,6 +426,29 @@ impl<'a> Customers<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdateCustomer` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::CustomerUpdateParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::CustomerUpdateParams),
+        super::super::types::Customer,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (customer, body): (String, super::super::types::CustomerUpdateParams)| async move {
+                Customers::new(&client).update(&customer, &body).await
+            };
+        self.client
+            .bulk("UpdateCustomer")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

@@ -77,6 +77,63 @@ impl<'a> Files<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListFiles` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListFilesParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<ListFilesParams, super::super::types::FileList> {
+        let call = |client: polvo_runtime::Client, params: ListFilesParams| async move {
+            Files::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("ListFiles")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /v1/files` (operation `ListFiles`), items in `data`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListFilesParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::File> {
+        let request =
+            polvo_runtime::Request::new(polvo_runtime::Method::GET, "/v1/files", "ListFiles")
+                .query(
+                    "created",
+                    &params.created,
+                    polvo_runtime::QueryStyle::DeepObject,
+                )
+                .query(
+                    "ending_before",
+                    &params.ending_before,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+                .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+                .query("purpose", &params.purpose, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "starting_after",
+                    &params.starting_after,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
     /// Retrieve a file
     ///
     /// The file's metadata; its contents are at the returned `url`.
@@ -110,6 +167,25 @@ impl<'a> Files<'a> {
         .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrieveFile` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_retrieve(
+        &self,
+        items: impl IntoIterator<Item = (String, RetrieveFileParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<(String, RetrieveFileParams), super::super::types::File>
+    {
+        let call = |client: polvo_runtime::Client, (file, params): (String, RetrieveFileParams)| async move {
+            Files::new(&client).retrieve(&file, &params).await
+        };
+        self.client
+            .bulk("RetrieveFile")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

@@ -60,6 +60,28 @@ impl<'a> Invoices<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreateInvoice` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<Item = super::super::types::InvoiceCreateParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        super::super::types::InvoiceCreateParams,
+        super::super::types::Invoice,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    body: super::super::types::InvoiceCreateParams| async move {
+            Invoices::new(&client).create(&body).await
+        };
+        self.client
+            .bulk("CreateInvoice")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Finalize an invoice
     ///
     /// Moves a draft invoice to `open`, after which it can be paid.
@@ -96,6 +118,29 @@ impl<'a> Invoices<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`finalize`](Self::finalize) for every item of `items`, as fast as the limits of `FinalizeInvoice` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_finalize(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::InvoiceFinalizeParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::InvoiceFinalizeParams),
+        super::super::types::Invoice,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (invoice, body): (String, super::super::types::InvoiceFinalizeParams)| async move {
+                Invoices::new(&client).finalize(&invoice, &body).await
+            };
+        self.client
+            .bulk("FinalizeInvoice")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List all invoices
@@ -171,6 +216,83 @@ impl<'a> Invoices<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListInvoices` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListInvoicesParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<ListInvoicesParams, super::super::types::InvoiceList> {
+        let call = |client: polvo_runtime::Client, params: ListInvoicesParams| async move {
+            Invoices::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("ListInvoices")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /v1/invoices` (operation `ListInvoices`), items in `data`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListInvoicesParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Invoice> {
+        let request =
+            polvo_runtime::Request::new(polvo_runtime::Method::GET, "/v1/invoices", "ListInvoices")
+                .query(
+                    "collection_method",
+                    &params.collection_method,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query(
+                    "created",
+                    &params.created,
+                    polvo_runtime::QueryStyle::DeepObject,
+                )
+                .query(
+                    "customer",
+                    &params.customer,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query(
+                    "due_date",
+                    &params.due_date,
+                    polvo_runtime::QueryStyle::DeepObject,
+                )
+                .query(
+                    "ending_before",
+                    &params.ending_before,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+                .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "starting_after",
+                    &params.starting_after,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("status", &params.status, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "subscription",
+                    &params.subscription,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
     /// Pay an invoice
     ///
     /// Attempts payment now instead of on the automatic collection schedule.
@@ -209,6 +331,29 @@ impl<'a> Invoices<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`pay`](Self::pay) for every item of `items`, as fast as the limits of `PayInvoice` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_pay(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::InvoicePayParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::InvoicePayParams),
+        super::super::types::Invoice,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (invoice, body): (String, super::super::types::InvoicePayParams)| async move {
+                Invoices::new(&client).pay(&invoice, &body).await
+            };
+        self.client
+            .bulk("PayInvoice")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Retrieve an invoice
     ///
     /// `GET /v1/invoices/{invoice}` (operation `RetrieveInvoice`)
@@ -240,6 +385,28 @@ impl<'a> Invoices<'a> {
         .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrieveInvoice` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_retrieve(
+        &self,
+        items: impl IntoIterator<Item = (String, RetrieveInvoiceParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, RetrieveInvoiceParams),
+        super::super::types::Invoice,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (invoice, params): (String, RetrieveInvoiceParams)| async move {
+            Invoices::new(&client).retrieve(&invoice, &params).await
+        };
+        self.client
+            .bulk("RetrieveInvoice")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// Search invoices
@@ -281,6 +448,57 @@ impl<'a> Invoices<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchInvoices` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_search(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchInvoicesParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchInvoicesParams),
+        super::super::types::InvoiceSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (query, params): (String, SearchInvoicesParams)| async move {
+            Invoices::new(&client).search(&query, &params).await
+        };
+        self.client
+            .bulk("SearchInvoices")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`search`](Self::search), page after page: `GET /v1/invoices/search` (operation `SearchInvoices`), items in `data`, the cursor sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn search_pages(
+        &self,
+        query: &str,
+        params: &SearchInvoicesParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Invoice> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/invoices/search",
+            "SearchInvoices",
+        )
+        .query("query", query, polvo_runtime::QueryStyle::Form)
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "page",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::Response("next_page"),
+            },
+        )
+    }
+
     /// Update an invoice
     ///
     /// Drafts can change freely; finalized invoices only in a few fields.
@@ -317,6 +535,29 @@ impl<'a> Invoices<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdateInvoice` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::InvoiceUpdateParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::InvoiceUpdateParams),
+        super::super::types::Invoice,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (invoice, body): (String, super::super::types::InvoiceUpdateParams)| async move {
+                Invoices::new(&client).update(&invoice, &body).await
+            };
+        self.client
+            .bulk("UpdateInvoice")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

@@ -64,6 +64,29 @@ impl<'a> PaymentIntents<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`cancel`](Self::cancel) for every item of `items`, as fast as the limits of `CancelPaymentIntent` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_cancel(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::PaymentIntentCancelParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::PaymentIntentCancelParams),
+        super::super::types::PaymentIntent,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (intent, body): (String, super::super::types::PaymentIntentCancelParams)| async move {
+                PaymentIntents::new(&client).cancel(&intent, &body).await
+            };
+        self.client
+            .bulk("CancelPaymentIntent")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Confirm a payment intent
     ///
     /// Confirms that the customer intends to pay with the attached payment method.
@@ -102,6 +125,28 @@ impl<'a> PaymentIntents<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`confirm`](Self::confirm) for every item of `items`, as fast as the limits of `ConfirmPaymentIntent` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_confirm(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::PaymentIntentConfirmParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::PaymentIntentConfirmParams),
+        super::super::types::PaymentIntent,
+    > {
+        let call = |
+            client: polvo_runtime::Client,
+            (intent, body): (String, super::super::types::PaymentIntentConfirmParams)|
+        async move { PaymentIntents::new(&client).confirm(&intent, &body).await };
+        self.client
+            .bulk("ConfirmPaymentIntent")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Create a payment intent
     ///
     /// `POST /v1/payment_intents` (operation `CreatePaymentIntent`)
@@ -130,6 +175,28 @@ impl<'a> PaymentIntents<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreatePaymentIntent` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<Item = super::super::types::PaymentIntentCreateParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        super::super::types::PaymentIntentCreateParams,
+        super::super::types::PaymentIntent,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    body: super::super::types::PaymentIntentCreateParams| async move {
+            PaymentIntents::new(&client).create(&body).await
+        };
+        self.client
+            .bulk("CreatePaymentIntent")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List all payment intents
@@ -188,6 +255,73 @@ impl<'a> PaymentIntents<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListPaymentIntents` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListPaymentIntentsParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        ListPaymentIntentsParams,
+        super::super::types::PaymentIntentList,
+    > {
+        let call = |client: polvo_runtime::Client, params: ListPaymentIntentsParams| async move {
+            PaymentIntents::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("ListPaymentIntents")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /v1/payment_intents` (operation `ListPaymentIntents`), items in `data`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListPaymentIntentsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::PaymentIntent> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/payment_intents",
+            "ListPaymentIntents",
+        )
+        .query(
+            "created",
+            &params.created,
+            polvo_runtime::QueryStyle::DeepObject,
+        )
+        .query(
+            "customer",
+            &params.customer,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query(
+            "ending_before",
+            &params.ending_before,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query(
+            "starting_after",
+            &params.starting_after,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
     /// Retrieve a payment intent
     ///
     /// `GET /v1/payment_intents/{intent}` (operation `RetrievePaymentIntent`)
@@ -225,6 +359,30 @@ impl<'a> PaymentIntents<'a> {
         .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrievePaymentIntent` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_retrieve(
+        &self,
+        items: impl IntoIterator<Item = (String, RetrievePaymentIntentParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, RetrievePaymentIntentParams),
+        super::super::types::PaymentIntent,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (intent, params): (String, RetrievePaymentIntentParams)| async move {
+            PaymentIntents::new(&client)
+                .retrieve(&intent, &params)
+                .await
+        };
+        self.client
+            .bulk("RetrievePaymentIntent")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// Search payment intents
@@ -266,6 +424,57 @@ impl<'a> PaymentIntents<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchPaymentIntents` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_search(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchPaymentIntentsParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchPaymentIntentsParams),
+        super::super::types::PaymentIntentSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (query, params): (String, SearchPaymentIntentsParams)| async move {
+            PaymentIntents::new(&client).search(&query, &params).await
+        };
+        self.client
+            .bulk("SearchPaymentIntents")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`search`](Self::search), page after page: `GET /v1/payment_intents/search` (operation `SearchPaymentIntents`), items in `data`, the cursor sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn search_pages(
+        &self,
+        query: &str,
+        params: &SearchPaymentIntentsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::PaymentIntent> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/payment_intents/search",
+            "SearchPaymentIntents",
+        )
+        .query("query", query, polvo_runtime::QueryStyle::Form)
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "page",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::Response("next_page"),
+            },
+        )
+    }
+
     /// Update a payment intent
     ///
     /// `POST /v1/payment_intents/{intent}` (operation `UpdatePaymentIntent`)
@@ -300,6 +509,29 @@ impl<'a> PaymentIntents<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdatePaymentIntent` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::PaymentIntentUpdateParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::PaymentIntentUpdateParams),
+        super::super::types::PaymentIntent,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (intent, body): (String, super::super::types::PaymentIntentUpdateParams)| async move {
+                PaymentIntents::new(&client).update(&intent, &body).await
+            };
+        self.client
+            .bulk("UpdatePaymentIntent")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

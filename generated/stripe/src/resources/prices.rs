@@ -55,6 +55,27 @@ impl<'a> Prices<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreatePrice` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<Item = super::super::types::PriceCreateParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        super::super::types::PriceCreateParams,
+        super::super::types::Price,
+    > {
+        let call = |client: polvo_runtime::Client, body: super::super::types::PriceCreateParams| async move {
+            Prices::new(&client).create(&body).await
+        };
+        self.client
+            .bulk("CreatePrice")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// List all prices
     ///
     /// `GET /v1/prices` (operation `ListPrices`)
@@ -120,6 +141,75 @@ impl<'a> Prices<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListPrices` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListPricesParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<ListPricesParams, super::super::types::PriceList> {
+        let call = |client: polvo_runtime::Client, params: ListPricesParams| async move {
+            Prices::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("ListPrices")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /v1/prices` (operation `ListPrices`), items in `data`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListPricesParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Price> {
+        let request =
+            polvo_runtime::Request::new(polvo_runtime::Method::GET, "/v1/prices", "ListPrices")
+                .query("active", &params.active, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "created",
+                    &params.created,
+                    polvo_runtime::QueryStyle::DeepObject,
+                )
+                .query(
+                    "currency",
+                    &params.currency,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query(
+                    "ending_before",
+                    &params.ending_before,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+                .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+                .query("product", &params.product, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "recurring",
+                    &params.recurring,
+                    polvo_runtime::QueryStyle::DeepObject,
+                )
+                .query(
+                    "starting_after",
+                    &params.starting_after,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("type", &params.r#type, polvo_runtime::QueryStyle::Form)
+                .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
     /// Retrieve a price
     ///
     /// `GET /v1/prices/{price}` (operation `RetrievePrice`)
@@ -151,6 +241,26 @@ impl<'a> Prices<'a> {
         .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrievePrice` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_retrieve(
+        &self,
+        items: impl IntoIterator<Item = (String, RetrievePriceParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<(String, RetrievePriceParams), super::super::types::Price>
+    {
+        let call = |client: polvo_runtime::Client,
+                    (price, params): (String, RetrievePriceParams)| async move {
+            Prices::new(&client).retrieve(&price, &params).await
+        };
+        self.client
+            .bulk("RetrievePrice")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// Search prices
@@ -192,6 +302,57 @@ impl<'a> Prices<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchPrices` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_search(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchPricesParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchPricesParams),
+        super::super::types::PriceSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (query, params): (String, SearchPricesParams)| async move {
+            Prices::new(&client).search(&query, &params).await
+        };
+        self.client
+            .bulk("SearchPrices")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`search`](Self::search), page after page: `GET /v1/prices/search` (operation `SearchPrices`), items in `data`, the cursor sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn search_pages(
+        &self,
+        query: &str,
+        params: &SearchPricesParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Price> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/prices/search",
+            "SearchPrices",
+        )
+        .query("query", query, polvo_runtime::QueryStyle::Form)
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "page",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::Response("next_page"),
+            },
+        )
+    }
+
     /// Update a price
     ///
     /// Amounts cannot change; create a new price and archive this one instead.
@@ -228,6 +389,29 @@ impl<'a> Prices<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdatePrice` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::PriceUpdateParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::PriceUpdateParams),
+        super::super::types::Price,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (price, body): (String, super::super::types::PriceUpdateParams)| async move {
+                Prices::new(&client).update(&price, &body).await
+            };
+        self.client
+            .bulk("UpdatePrice")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

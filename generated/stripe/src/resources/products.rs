@@ -58,6 +58,28 @@ impl<'a> Products<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreateProduct` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<Item = super::super::types::ProductCreateParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        super::super::types::ProductCreateParams,
+        super::super::types::Product,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    body: super::super::types::ProductCreateParams| async move {
+            Products::new(&client).create(&body).await
+        };
+        self.client
+            .bulk("CreateProduct")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Delete a product
     ///
     /// Only products without prices, or with only archived prices, can be deleted.
@@ -88,6 +110,24 @@ impl<'a> Products<'a> {
         .path("id", id)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`delete`](Self::delete) for every item of `items`, as fast as the limits of `DeleteProduct` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_delete(
+        &self,
+        items: impl IntoIterator<Item = String>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<String, super::super::types::DeletedProduct> {
+        let call = |client: polvo_runtime::Client, id: String| async move {
+            Products::new(&client).delete(&id).await
+        };
+        self.client
+            .bulk("DeleteProduct")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List all products
@@ -147,6 +187,69 @@ impl<'a> Products<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListProducts` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListProductsParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<ListProductsParams, super::super::types::ProductList> {
+        let call = |client: polvo_runtime::Client, params: ListProductsParams| async move {
+            Products::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("ListProducts")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /v1/products` (operation `ListProducts`), items in `data`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListProductsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Product> {
+        let request =
+            polvo_runtime::Request::new(polvo_runtime::Method::GET, "/v1/products", "ListProducts")
+                .query("active", &params.active, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "created",
+                    &params.created,
+                    polvo_runtime::QueryStyle::DeepObject,
+                )
+                .query(
+                    "ending_before",
+                    &params.ending_before,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+                .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+                .query(
+                    "shippable",
+                    &params.shippable,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query(
+                    "starting_after",
+                    &params.starting_after,
+                    polvo_runtime::QueryStyle::Form,
+                )
+                .query("url", &params.url, polvo_runtime::QueryStyle::Form)
+                .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
     /// Retrieve a product
     ///
     /// `GET /v1/products/{id}` (operation `RetrieveProduct`)
@@ -178,6 +281,28 @@ impl<'a> Products<'a> {
         .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrieveProduct` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_retrieve(
+        &self,
+        items: impl IntoIterator<Item = (String, RetrieveProductParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, RetrieveProductParams),
+        super::super::types::Product,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (id, params): (String, RetrieveProductParams)| async move {
+            Products::new(&client).retrieve(&id, &params).await
+        };
+        self.client
+            .bulk("RetrieveProduct")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// Search products
@@ -219,6 +344,57 @@ impl<'a> Products<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchProducts` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_search(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchProductsParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchProductsParams),
+        super::super::types::ProductSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (query, params): (String, SearchProductsParams)| async move {
+            Products::new(&client).search(&query, &params).await
+        };
+        self.client
+            .bulk("SearchProducts")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`search`](Self::search), page after page: `GET /v1/products/search` (operation `SearchProducts`), items in `data`, the cursor sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn search_pages(
+        &self,
+        query: &str,
+        params: &SearchProductsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Product> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/products/search",
+            "SearchProducts",
+        )
+        .query("query", query, polvo_runtime::QueryStyle::Form)
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "page",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::Response("next_page"),
+            },
+        )
+    }
+
     /// Update a product
     ///
     /// `POST /v1/products/{id}` (operation `UpdateProduct`)
@@ -253,6 +429,29 @@ impl<'a> Products<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdateProduct` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::ProductUpdateParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::ProductUpdateParams),
+        super::super::types::Product,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (id, body): (String, super::super::types::ProductUpdateParams)| async move {
+                Products::new(&client).update(&id, &body).await
+            };
+        self.client
+            .bulk("UpdateProduct")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

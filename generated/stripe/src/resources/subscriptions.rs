@@ -66,6 +66,33 @@ impl<'a> Subscriptions<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`cancel`](Self::cancel) for every item of `items`, as fast as the limits of `CancelSubscription` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_cancel(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::SubscriptionCancelParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::SubscriptionCancelParams),
+        super::super::types::Subscription,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (subscription_exposed_id, body): (
+            String,
+            super::super::types::SubscriptionCancelParams,
+        )| async move {
+            Subscriptions::new(&client)
+                .cancel(&subscription_exposed_id, &body)
+                .await
+        };
+        self.client
+            .bulk("CancelSubscription")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
     /// Create a subscription
     ///
     /// Subscribes a customer to one or more prices, each item sent with its index: `items[0][price]=price_...&items[0][quantity]=2`.
@@ -96,6 +123,28 @@ impl<'a> Subscriptions<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreateSubscription` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_create(
+        &self,
+        items: impl IntoIterator<Item = super::super::types::SubscriptionCreateParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        super::super::types::SubscriptionCreateParams,
+        super::super::types::Subscription,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    body: super::super::types::SubscriptionCreateParams| async move {
+            Subscriptions::new(&client).create(&body).await
+        };
+        self.client
+            .bulk("CreateSubscription")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// List subscriptions
@@ -160,6 +209,75 @@ impl<'a> Subscriptions<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListSubscriptions` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_list(
+        &self,
+        items: impl IntoIterator<Item = ListSubscriptionsParams>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        ListSubscriptionsParams,
+        super::super::types::SubscriptionList,
+    > {
+        let call = |client: polvo_runtime::Client, params: ListSubscriptionsParams| async move {
+            Subscriptions::new(&client).list(&params).await
+        };
+        self.client
+            .bulk("ListSubscriptions")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`list`](Self::list), page after page: `GET /v1/subscriptions` (operation `ListSubscriptions`), items in `data`, the cursor sent as `starting_after`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn list_pages(
+        &self,
+        params: &ListSubscriptionsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Subscription> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/subscriptions",
+            "ListSubscriptions",
+        )
+        .query(
+            "created",
+            &params.created,
+            polvo_runtime::QueryStyle::DeepObject,
+        )
+        .query(
+            "customer",
+            &params.customer,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query(
+            "ending_before",
+            &params.ending_before,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query("price", &params.price, polvo_runtime::QueryStyle::Form)
+        .query(
+            "starting_after",
+            &params.starting_after,
+            polvo_runtime::QueryStyle::Form,
+        )
+        .query("status", &params.status, polvo_runtime::QueryStyle::Form)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "starting_after",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::LastItem("id"),
+            },
+        )
+    }
+
     /// Retrieve a subscription
     ///
     /// `GET /v1/subscriptions/{subscription_exposed_id}` (operation `RetrieveSubscription`)
@@ -191,6 +309,31 @@ impl<'a> Subscriptions<'a> {
         .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrieveSubscription` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_retrieve(
+        &self,
+        items: impl IntoIterator<Item = (String, RetrieveSubscriptionParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, RetrieveSubscriptionParams),
+        super::super::types::Subscription,
+    > {
+        let call =
+            |client: polvo_runtime::Client,
+             (subscription_exposed_id, params): (String, RetrieveSubscriptionParams)| async move {
+                Subscriptions::new(&client)
+                    .retrieve(&subscription_exposed_id, &params)
+                    .await
+            };
+        self.client
+            .bulk("RetrieveSubscription")
+            .options(options)
+            .run(items, call)
+            .await
     }
 
     /// Search subscriptions
@@ -232,6 +375,57 @@ impl<'a> Subscriptions<'a> {
         self.client.execute(request).await?.json()
     }
 
+    /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchSubscriptions` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_search(
+        &self,
+        items: impl IntoIterator<Item = (String, SearchSubscriptionsParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, SearchSubscriptionsParams),
+        super::super::types::SubscriptionSearchResult,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (query, params): (String, SearchSubscriptionsParams)| async move {
+            Subscriptions::new(&client).search(&query, &params).await
+        };
+        self.client
+            .bulk("SearchSubscriptions")
+            .options(options)
+            .run(items, call)
+            .await
+    }
+
+    /// Every item of [`search`](Self::search), page after page: `GET /v1/subscriptions/search` (operation `SearchSubscriptions`), items in `data`, the cursor sent as `page`.
+    ///
+    /// Each page request is paced by the limiter like any other. Nothing is sent until the first [`next`](polvo_runtime::paginate::Pages::next); [`position`](polvo_runtime::paginate::Pages::position) tells where the walk stands, to [`resume`](polvo_runtime::paginate::Pages::resume) it later.
+    pub fn search_pages(
+        &self,
+        query: &str,
+        params: &SearchSubscriptionsParams,
+    ) -> polvo_runtime::paginate::Pages<super::super::types::Subscription> {
+        let request = polvo_runtime::Request::new(
+            polvo_runtime::Method::GET,
+            "/v1/subscriptions/search",
+            "SearchSubscriptions",
+        )
+        .query("query", query, polvo_runtime::QueryStyle::Form)
+        .query("expand[]", &params.expand, polvo_runtime::QueryStyle::Form)
+        .query("limit", &params.limit, polvo_runtime::QueryStyle::Form)
+        .query("page", &params.page, polvo_runtime::QueryStyle::Form)
+        .accept("application/json");
+        self.client.paginate(
+            request,
+            polvo_runtime::paginate::Pagination::Cursor {
+                param: "page",
+                items: "data",
+                has_more: Some("has_more"),
+                next: polvo_runtime::paginate::CursorFrom::Response("next_page"),
+            },
+        )
+    }
+
     /// Update a subscription
     ///
     /// Items are changed by id (`items[0][id]=si_...&items[0][quantity]=3`), added without an id, and removed with `items[0][deleted]=true`.
@@ -268,6 +462,33 @@ impl<'a> Subscriptions<'a> {
         .form(body)
         .accept("application/json");
         self.client.execute(request).await?.json()
+    }
+
+    /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdateSubscription` allow, in one bulk run.
+    ///
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    pub async fn bulk_update(
+        &self,
+        items: impl IntoIterator<Item = (String, super::super::types::SubscriptionUpdateParams)>,
+        options: polvo_runtime::bulk::BulkOptions,
+    ) -> polvo_runtime::bulk::BulkReport<
+        (String, super::super::types::SubscriptionUpdateParams),
+        super::super::types::Subscription,
+    > {
+        let call = |client: polvo_runtime::Client,
+                    (subscription_exposed_id, body): (
+            String,
+            super::super::types::SubscriptionUpdateParams,
+        )| async move {
+            Subscriptions::new(&client)
+                .update(&subscription_exposed_id, &body)
+                .await
+        };
+        self.client
+            .bulk("UpdateSubscription")
+            .options(options)
+            .run(items, call)
+            .await
     }
 }
 

@@ -1,0 +1,342 @@
+//! What `specs/petstore/polvo.yaml` changes in the generated client, observed on the
+//! wire: bucket limits and costs pace requests, modes pick lower limits, renamed methods
+//! and resources exist, retries follow the statuses and attempts given, POSTs carry an
+//! idempotency key, the chosen rate-limit headers are adopted, and list pages are
+//! followed by cursor.
+//!
+//! Every test runs on tokio's paused clock against an axum server in the same runtime,
+//! which stamps each request with tokio's `Instant`: delays are exact, nothing sleeps.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on setup errors, as tests do"
+)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use polvo_petstore::PetstoreClient;
+use polvo_petstore::resources::pets::ListPetsParams;
+use tokio::time::Instant;
+
+const PET: &str = r#"{"name": "Rex", "kind": {"type": "cat"}, "id": 7, "attributes": {}}"#;
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    headers: HeaderMap,
+    at: Duration,
+}
+
+/// A reply: status, extra headers, JSON body.
+type Reply = (u16, Vec<(&'static str, String)>, String);
+
+/// Answers request number `n` (from 0) as `reply` says; records every request.
+struct Server {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Server {
+    async fn start(reply: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static) -> Self {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let origin = Instant::now();
+        let reply = Arc::new(reply);
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |request: Request| {
+            let (log, reply) = (log.clone(), reply.clone());
+            async move {
+                let entry = Seen {
+                    method: request.method().to_string(),
+                    uri: request.uri().to_string(),
+                    headers: request.headers().clone(),
+                    at: origin.elapsed(),
+                };
+                let n = {
+                    let mut log = log.lock().unwrap();
+                    log.push(entry.clone());
+                    log.len() - 1
+                };
+                let (status, headers, body) = reply(n, &entry);
+                let mut response = Response::builder()
+                    .status(StatusCode::from_u16(status).unwrap())
+                    .header("content-type", "application/json");
+                for (name, value) in headers {
+                    response = response.header(name, value);
+                }
+                response.body(Body::from(body)).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// When each request arrived, from the first.
+    fn offsets(&self) -> Vec<Duration> {
+        let seen = self.seen();
+        seen.iter().map(|s| s.at - seen[0].at).collect()
+    }
+}
+
+fn ok(body: &str) -> Reply {
+    (200, Vec::new(), body.to_owned())
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Whether `actual` is `expected`, give or take the few milliseconds a loopback
+/// round trip takes while the clock is paused.
+fn about(actual: Duration, expected: Duration) -> bool {
+    actual >= expected && actual <= expected + ms(30)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_bucket_paces_the_third_request() {
+    let server = Server::start(|_, _| ok(PET)).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        client.pets().get(7).await.unwrap();
+    }
+    // 10/s with a burst of 2: two at once, then one every 100 ms.
+    let offsets = server.offsets();
+    assert!(about(offsets[1], ms(0)), "{offsets:?}");
+    assert!(about(offsets[2], ms(100)), "{offsets:?}");
+    assert!(about(offsets[3], ms(200)), "{offsets:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_on_the_builder_replaces_the_default_bucket() {
+    let server = Server::start(|_, _| ok(PET)).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .rate_limit(100)
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        client.pets().get(7).await.unwrap();
+    }
+    assert!(about(server.offsets()[3], ms(30)), "{:?}", server.offsets());
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_cost_two_units() {
+    let server = Server::start(|_, _| (201, Vec::new(), PET.to_owned())).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    let pet = serde_json::from_str(r#"{"name": "Rex", "kind": {"type": "cat"}}"#).unwrap();
+    for _ in 0..3 {
+        client.pets().create(&pet).await.unwrap();
+    }
+    // Two units of `writes` (2/s, burst 4) per write: the burst takes two writes (it
+    // would take four at cost 1), then one write a second.
+    let offsets = server.offsets();
+    assert!(about(offsets[1], ms(0)), "{offsets:?}");
+    assert!(about(offsets[2], ms(1000)), "{offsets:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_test_key_picks_the_test_mode_limits() {
+    let server = Server::start(|_, _| ok(PET)).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .bearer_token("pt_test_123")
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        client.pets().get(7).await.unwrap();
+    }
+    // The test mode's 2/s with a burst of 1: one request every 500 ms.
+    let offsets = server.offsets();
+    assert!(about(offsets[1], ms(500)), "{offsets:?}");
+    assert!(about(offsets[2], ms(1000)), "{offsets:?}");
+}
+
+#[test]
+fn the_sandbox_base_url_picks_the_sandbox_mode_limits() {
+    let client = PetstoreClient::builder()
+        .base_url("http://localhost:4011")
+        .build()
+        .unwrap();
+    let limits = &client.runtime().policy().buckets()["default"].limits;
+    assert_eq!(limits[0].to_string(), "1/s");
+    let live = PetstoreClient::builder().build().unwrap();
+    let limits = &live.runtime().policy().buckets()["default"].limits;
+    assert_eq!(limits[0].to_string(), "10/s burst 2");
+    assert_eq!(
+        live.runtime().policy().operation("uploadPetPhoto").buckets,
+        ["default", "photos"]
+    );
+    assert_eq!(live.runtime().policy().operation("createPet").cost, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn renamed_methods_and_resources_exist() {
+    let owner = r#"{"id": "o-1", "name": "Ann"}"#;
+    let server = Server::start(move |_, _| ok(owner)).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    let owner = client.people().get("o-1").await.unwrap();
+    assert_eq!(owner.name, "Ann");
+    assert_eq!(server.seen()[0].uri, "/owners/o-1");
+    // `getPetPhoto` is `photo`, not `get_photo`; naming it is the test.
+    drop(client.pets().photo(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_follow_the_statuses_and_attempts_given() {
+    let server = Server::start(|_, _| (502, Vec::new(), "{}".into())).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    let error = client.pets().get(7).await.unwrap_err();
+    assert_eq!(error.status().map(|s| s.as_u16()), Some(502));
+    assert_eq!(server.seen().len(), 3, "502 is retried, 3 attempts in all");
+
+    let server = Server::start(|_, _| (500, Vec::new(), "{}".into())).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    client.pets().get(7).await.unwrap_err();
+    assert_eq!(server.seen().len(), 1, "500 is not in the statuses");
+
+    let server = Server::start(|_, _| (502, Vec::new(), "{}".into())).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .retry(polvo_runtime::RetryPolicy::none())
+        .build()
+        .unwrap();
+    client.pets().get(7).await.unwrap_err();
+    assert_eq!(server.seen().len(), 1, "the builder's retry policy wins");
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_carry_one_idempotency_key_across_retries() {
+    let server = Server::start(|n, _| match n {
+        0 => (503, Vec::new(), "{}".into()),
+        _ => (201, Vec::new(), PET.to_owned()),
+    })
+    .await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    let pet = serde_json::from_str(r#"{"name": "Rex", "kind": {"type": "cat"}}"#).unwrap();
+    client.pets().create(&pet).await.unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    let key = |s: &Seen| s.headers.get("idempotency-key").cloned();
+    assert!(key(&seen[0]).is_some());
+    assert_eq!(key(&seen[0]), key(&seen[1]));
+    assert_eq!(seen[0].method, "POST");
+}
+
+#[tokio::test(start_paused = true)]
+async fn x_ratelimit_headers_are_adopted_and_others_ignored() {
+    let server = Server::start(|n, _| match n {
+        0 => {
+            let headers = vec![
+                ("x-ratelimit-remaining", "0".to_owned()),
+                ("x-ratelimit-reset", "2".to_owned()),
+            ];
+            (200, headers, PET.to_owned())
+        }
+        _ => ok(PET),
+    })
+    .await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    client.pets().get(7).await.unwrap();
+    client.pets().get(7).await.unwrap();
+    assert!(
+        about(server.offsets()[1], ms(2000)),
+        "{:?}",
+        server.offsets()
+    );
+
+    // The older drafts' names are not the scheme chosen: no pause.
+    let server = Server::start(|n, _| match n {
+        0 => {
+            let headers = vec![
+                ("ratelimit-remaining", "0".to_owned()),
+                ("ratelimit-reset", "2".to_owned()),
+            ];
+            (200, headers, PET.to_owned())
+        }
+        _ => ok(PET),
+    })
+    .await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    client.pets().get(7).await.unwrap();
+    client.pets().get(7).await.unwrap();
+    assert!(about(server.offsets()[1], ms(0)), "{:?}", server.offsets());
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_pages_follows_the_cursor() {
+    let page = |ids: &[i64], more: bool| {
+        let items: Vec<String> = ids
+            .iter()
+            .map(|id| PET.replace("\"id\": 7", &format!("\"id\": {id}")))
+            .collect();
+        format!(r#"{{"items": [{}], "has_more": {more}}}"#, items.join(","))
+    };
+    let server = Server::start(move |_, seen| {
+        if seen.uri.contains("starting_after=2") {
+            ok(&page(&[3], false))
+        } else {
+            ok(&page(&[1, 2], true))
+        }
+    })
+    .await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    let params = ListPetsParams {
+        limit: Some(2),
+        ..ListPetsParams::default()
+    };
+    let mut pages = client.pets().list_pages(&params);
+    let mut ids = Vec::new();
+    while let Some(pet) = pages.next().await {
+        ids.push(pet.unwrap().id);
+    }
+    assert_eq!(ids, [1, 2, 3]);
+    let uris: Vec<String> = server.seen().into_iter().map(|s| s.uri).collect();
+    assert_eq!(uris, ["/pets?limit=2", "/pets?limit=2&starting_after=2"]);
+}
+
+#[test]
+fn bulk_runs_start_from_the_annotations() {
+    let client = PetstoreClient::builder().build().unwrap();
+    let bulk = format!("{:?}", client.bulk("getPet"));
+    assert!(bulk.contains("getPet"), "{bulk}");
+}
