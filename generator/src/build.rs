@@ -154,6 +154,35 @@ impl Builder {
         self.render(false)
     }
 
+    /// A starter annotations file for the spec, as text: service names and base URL
+    /// from the spec, a `default` bucket with a placeholder limit, one group per tag,
+    /// and comments on what to fill in. It is valid as written.
+    ///
+    /// # Errors
+    ///
+    /// Any [`Error`] from loading the spec.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let text = polvo_gen::Builder::new().spec("openapi.yaml").init_annotations()?;
+    /// std::fs::write("polvo.yaml", text)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn init_annotations(&self) -> Result<String, Error> {
+        let spec_path = self
+            .spec
+            .as_deref()
+            .ok_or_else(|| Error::Config("no spec given; call spec()".into()))?;
+        let spec = Spec::load(spec_path)?;
+        let (api, _) = crate::lower::lower(&spec, &Annotations::default(), self.name.as_deref());
+        let label = self
+            .spec_label
+            .clone()
+            .unwrap_or_else(|| spec_path.display().to_string());
+        Ok(crate::init::starter(&api, &label))
+    }
+
     fn render(&self, module: bool) -> Result<Generation, Error> {
         let spec_path = self
             .spec

@@ -25,6 +25,7 @@ pub mod check;
 mod diagnostic;
 pub mod emit;
 mod error;
+mod init;
 pub mod ir;
 pub mod lower;
 pub mod naming;

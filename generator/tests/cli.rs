@@ -195,3 +195,45 @@ fn check_names_stale_files() {
     );
     assert!(stderr.contains("generate --all"), "{stderr}");
 }
+
+#[test]
+fn init_writes_a_starter_that_generate_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let spec = dir.path().join("openapi.yaml");
+    std::fs::copy(root.join("specs/petstore/openapi.yaml"), &spec).unwrap();
+    let spec = spec.to_str().unwrap();
+
+    let output = polvo_gen(&["init", "--spec", spec, "--name", "shop"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let starter = std::fs::read_to_string(dir.path().join("polvo.yaml")).unwrap();
+    assert!(starter.contains("  name: \"shop\"\n"), "{starter}");
+    assert!(starter.contains("  - match: {tag: \"pets\"}   # 7 operations\n"));
+    assert!(starter.contains("  - match: {path: \"/owners*\"}   # 1 operation\n"));
+    assert!(starter.contains("FIXME: the documented limit"));
+
+    let annotations = dir.path().join("polvo.yaml");
+    let out = dir.path().join("out");
+    let output = polvo_gen(&[
+        "generate",
+        "--spec",
+        spec,
+        "--annotations",
+        annotations.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-rustfmt",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let client = std::fs::read_to_string(out.join("src/client.rs")).unwrap();
+    assert!(client.contains("pub struct ShopClient"));
+    assert!(client.contains("std::time::Duration::from_secs(1), 1)?"));
+
+    // A second init does not replace the file the user has been filling in.
+    std::fs::write(&annotations, "# mine\n").unwrap();
+    let output = polvo_gen(&["init", "--spec", spec]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("exists; pass --force"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&annotations).unwrap(), "# mine\n");
+}

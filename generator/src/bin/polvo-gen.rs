@@ -28,7 +28,8 @@ const WARNINGS_SHOWN: usize = 10;
       --out generated/petstore
   polvo-gen generate --spec api.json --name acme --out acme-client --runtime-version 0.1
   polvo-gen generate --all      # every specs/<service>/ into generated/<service>/
-  polvo-gen check               # exit 1 naming stale files under generated/"
+  polvo-gen check               # exit 1 naming stale files under generated/
+  polvo-gen init --spec specs/acme/openapi.yaml   # writes specs/acme/polvo.yaml to fill in"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,6 +42,25 @@ enum Command {
     Generate(Generate),
     /// Regenerate every spec under specs/ in memory and compare with generated/.
     Check(Root),
+    /// Write a starter annotations file (polvo.yaml) for a spec: names and base URL
+    /// from the spec, one group per tag, a placeholder limit to fill in.
+    Init(Init),
+}
+
+#[derive(Debug, Args)]
+struct Init {
+    /// The OpenAPI 3.0 document, YAML or JSON.
+    #[arg(long)]
+    spec: PathBuf,
+    /// Where to write (default: polvo.yaml beside the spec); `-` prints it instead.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Service name (default: from the spec's title).
+    #[arg(long)]
+    name: Option<String>,
+    /// Replace the file when it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +108,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => generate(&args),
         Command::Check(root) => check(&root.root),
+        Command::Init(args) => init(&args),
     };
     match result {
         Ok(code) => code,
@@ -188,6 +209,43 @@ fn check(root: &Path) -> anyhow::Result<ExitCode> {
     }
     eprintln!("run `cargo run -p polvo-gen -- generate --all` to refresh generated/");
     Ok(ExitCode::from(1))
+}
+
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the CLI prints the starter file or where it went"
+)]
+fn init(args: &Init) -> anyhow::Result<ExitCode> {
+    let mut builder = Builder::new().spec(&args.spec);
+    if let Some(name) = &args.name {
+        builder = builder.name(name);
+    }
+    let text = builder.init_annotations()?;
+    let out = match &args.out {
+        Some(path) if path.as_os_str() == "-" => {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(path) => path.clone(),
+        None => args.spec.with_file_name("polvo.yaml"),
+    };
+    if out.exists() && !args.force {
+        eprintln!(
+            "error: {} exists; pass --force to replace it, or --out to write elsewhere",
+            out.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    polvo_gen::write::write_file(&out, &text)?;
+    eprintln!(
+        "wrote {}: fill in the limits marked FIXME, then run\n  polvo-gen generate --spec {} \
+         --annotations {} --out <dir>",
+        out.display(),
+        args.spec.display(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One spec to generate.
