@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use polvo_demo::mock::{MockStripe, customer_id};
+use polvo_runtime::Limit;
+use polvo_runtime::bulk::BulkOptions;
 use polvo_stripe::StripeClient;
 use polvo_stripe::types::{CustomerUpdateParams, Metadata};
 use reqwest_retry::RetryTransientMiddleware;
@@ -30,22 +32,19 @@ fn update(i: usize) -> (String, CustomerUpdateParams) {
 /// polvo: the generated client at the mock's limit, bulk run sized by the engine.
 async fn polvo(rate: u32, n: usize) -> Row {
     let mock = MockStripe::start(rate, 0).await.expect("mock");
+    // Updates spend the annotations' `writes` bucket; set it to the mock's limit.
+    let writes = Limit::per_second(rate).expect("a valid rate");
     let stripe = StripeClient::builder()
-        .bearer_token("sk_live_bench")
+        .api_key("sk_live_bench")
         .base_url(mock.url())
-        .rate_limit(rate)
+        .configure(|runtime| runtime.with_policy(|policy| policy.bucket("writes", [writes])))
         .build()
         .expect("client");
     let start = Instant::now();
+    let updates = (0..n).map(update);
     let report = stripe
-        .runtime()
-        .bulk("UpdateCustomer")
-        .run((0..n).map(update), |client, (id, body)| async move {
-            StripeClient::from_runtime(client)
-                .customers()
-                .update(&id, &body)
-                .await
-        })
+        .customers()
+        .bulk_update(updates, BulkOptions::new())
         .await;
     Row {
         elapsed: start.elapsed(),

@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // A live-mode key: the client takes Stripe's live limits from its annotations.
     let stripe = StripeClient::builder()
-        .bearer_token("sk_live_polvo_demo")
+        .api_key("sk_live_polvo_demo")
         .base_url(mock.url())
         .build()?;
 
@@ -60,15 +60,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .on_error(OnError::Continue)
         .progress(progress_bar());
     let began = Instant::now();
-    let report = stripe
-        .runtime()
-        .bulk("UpdateCustomer")
-        .options(options)
-        .run(updates, |client, (id, body)| async move {
-            let stripe = StripeClient::from_runtime(client);
-            stripe.customers().update(&id, &body).await
-        })
-        .await;
+    let report = stripe.customers().bulk_update(updates, options).await;
     let elapsed = began.elapsed();
     eprintln!();
 
@@ -80,12 +72,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let usage = stripe.usage();
     println!("\n{usage}");
     let rejected: u64 = usage.buckets.iter().map(|b| b.rejected).sum();
-    let waited: Duration = usage
-        .buckets
-        .iter()
-        .map(|b| b.throttled_time)
-        .max()
-        .unwrap_or_default();
     let achieved = mock.stats().accepted_rate();
     println!(
         "updated {} of {CUSTOMERS} customers in {:.2} s ({} failed, {} not attempted)",
@@ -108,7 +94,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .sum::<f64>(),
         usage.buckets.iter().map(|b| b.throttled).max().unwrap_or(0),
     );
-    let _ = waited;
     Ok(())
 }
 

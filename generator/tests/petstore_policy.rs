@@ -340,3 +340,44 @@ fn bulk_runs_start_from_the_annotations() {
     let bulk = format!("{:?}", client.bulk("getPet"));
     assert!(bulk.contains("getPet"), "{bulk}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn bulk_update_reports_every_pet_in_input_order() {
+    let server = Server::start(|_, seen| {
+        let id: i64 = seen.uri.trim_start_matches("/pets/").parse().unwrap();
+        match id {
+            3 => (400, Vec::new(), r#"{"title": "no such pet"}"#.to_owned()),
+            _ => ok(&PET.replace("\"id\": 7", &format!("\"id\": {id}"))),
+        }
+    })
+    .await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    let update = polvo_petstore::types::PetUpdate {
+        name: Some("Rex".into()),
+        ..Default::default()
+    };
+    let items = (1..=5).map(|id| (id, update.clone()));
+    let options = polvo_runtime::bulk::BulkOptions::new();
+    let report = client.pets().bulk_update(items, options).await;
+
+    let indices: Vec<usize> = report.outcomes.iter().map(|o| o.index).collect();
+    assert_eq!(indices, [0, 1, 2, 3, 4]);
+    for (outcome, id) in report.outcomes.iter().zip(1..) {
+        match &outcome.result {
+            polvo_runtime::bulk::ItemResult::Done(pet) => assert_eq!(pet.id, id),
+            polvo_runtime::bulk::ItemResult::Failed { item, error } => {
+                assert_eq!((id, item.0), (3, 3));
+                assert_eq!(error.status().map(|s| s.as_u16()), Some(400));
+            }
+            other => panic!("pet {id}: {other:?}"),
+        }
+    }
+    assert_eq!((report.succeeded(), report.failed()), (4, 1));
+    assert_eq!(report.into_remaining().len(), 1);
+    // Writes spend two units of `writes` (2/s, burst 4): two at once, then one a second.
+    let offsets = server.offsets();
+    assert!(about(offsets[4], ms(3000)), "{offsets:?}");
+}

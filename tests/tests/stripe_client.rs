@@ -32,7 +32,7 @@ const CUSTOMER: &str = r#"{
 fn client(server: &TestServer) -> Result<StripeClient, polvo_stripe::Error> {
     StripeClient::builder()
         .base_url(server.url())
-        .bearer_token("sk_test_4eC39HqLyjWDarjtT1zdp7dc")
+        .api_key("sk_test_4eC39HqLyjWDarjtT1zdp7dc")
         .build()
 }
 

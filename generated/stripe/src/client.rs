@@ -264,10 +264,10 @@ impl StripeClientBuilder {
         self
     }
 
-    /// Credentials for the `bearer` security scheme.
+    /// Credentials for the `api_key` security scheme.
     ///
     /// A secret key (`sk_live_...`, `sk_test_...`) or restricted key (`rk_...`) as the bearer token.
-    pub fn bearer_token(self, token: impl Into<String>) -> Self {
+    pub fn api_key(self, token: impl Into<String>) -> Self {
         self.auth(polvo_runtime::Auth::bearer(token))
     }
 

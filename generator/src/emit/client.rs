@@ -331,12 +331,12 @@ fn auth_helpers(api: &Api) -> TokenStream {
     for scheme in &api.security {
         let (base, body, args) = match &scheme.kind {
             SecurityKind::Bearer => (
-                "bearer_token".to_owned(),
+                credential_method(&scheme.name, "bearer_token"),
                 quote!(self.auth(polvo_runtime::Auth::bearer(token))),
                 quote!(token: impl Into<String>),
             ),
             SecurityKind::Basic => (
-                "basic_auth".to_owned(),
+                credential_method(&scheme.name, "basic_auth"),
                 quote!(self.auth(polvo_runtime::Auth::basic(user, password))),
                 quote!(user: impl Into<String>, password: impl Into<String>),
             ),
@@ -356,9 +356,8 @@ fn auth_helpers(api: &Api) -> TokenStream {
                 quote!(key: impl Into<String>),
             ),
         };
-        if namer.is_taken(&base)
-            && matches!(scheme.kind, SecurityKind::Bearer | SecurityKind::Basic)
-        {
+        // A second scheme of the same generic kind adds nothing the first does not.
+        if namer.is_taken(&base) && ["bearer_token", "basic_auth"].contains(&base.as_str()) {
             continue;
         }
         let method = ident(&namer.unique(&snake(&base)));
@@ -375,6 +374,24 @@ fn auth_helpers(api: &Api) -> TokenStream {
         });
     }
     out
+}
+
+/// The builder method of an HTTP scheme: named after the scheme (Stripe's `api_key`),
+/// unless the name only repeats the scheme's kind (`bearer`, `basicAuth`), where the
+/// generic name reads better.
+fn credential_method(scheme: &str, generic: &str) -> String {
+    let name = bare(&snake(scheme)).to_owned();
+    let kind = generic.split('_').next().unwrap_or(generic);
+    let repeats_kind = name
+        .strip_prefix("http_")
+        .unwrap_or(&name)
+        .strip_prefix(kind)
+        .is_some_and(|rest| ["", "_auth", "_token"].contains(&rest));
+    if repeats_kind || name.is_empty() {
+        generic.to_owned()
+    } else {
+        name
+    }
 }
 
 /// Crate documentation: what the crate is and an example.
