@@ -1,8 +1,9 @@
 //! What `specs/petstore/polvo.yaml` changes in the generated client, observed on the
 //! wire: bucket limits and costs pace requests, modes pick lower limits, renamed methods
-//! and resources exist, retries follow the statuses and attempts given, POSTs carry an
-//! idempotency key, the chosen rate-limit headers are adopted, and list pages are
-//! followed by cursor.
+//! and resources exist, retries follow the statuses and attempts given (and stop on the
+//! hint header, or fail at once past `max_retry_after`), POSTs carry an idempotency key,
+//! the chosen rate-limit headers are adopted, list pages are followed by cursor, and the
+//! in-flight and bulk concurrency caps hold.
 //!
 //! Every test runs on tokio's paused clock against an axum server in the same runtime,
 //! which stamps each request with tokio's `Instant`: delays are exact, nothing sleeps.
@@ -12,6 +13,7 @@
     reason = "test helpers fail the test on setup errors, as tests do"
 )]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,21 +39,39 @@ struct Seen {
 /// A reply: status, extra headers, JSON body.
 type Reply = (u16, Vec<(&'static str, String)>, String);
 
-/// Answers request number `n` (from 0) as `reply` says; records every request.
+/// Answers request number `n` (from 0) as `reply` says; records every request and the
+/// most requests it ever had in flight at once.
 struct Server {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    peak: Arc<AtomicUsize>,
 }
 
 impl Server {
     async fn start(reply: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static) -> Self {
+        Self::slow(Duration::ZERO, reply).await
+    }
+
+    /// A server that takes `latency` to answer each request.
+    async fn slow(
+        latency: Duration,
+        reply: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let peak: Arc<AtomicUsize> = Arc::default();
+        let in_flight: Arc<AtomicUsize> = Arc::default();
         let origin = Instant::now();
         let reply = Arc::new(reply);
         let log = seen.clone();
+        let top = peak.clone();
         let app = axum::Router::new().fallback(move |request: Request| {
-            let (log, reply) = (log.clone(), reply.clone());
+            let (log, reply, top, in_flight) =
+                (log.clone(), reply.clone(), top.clone(), in_flight.clone());
             async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                top.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(latency).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
                 let entry = Seen {
                     method: request.method().to_string(),
                     uri: request.uri().to_string(),
@@ -76,7 +96,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, seen }
+        Self { url, seen, peak }
+    }
+
+    /// The most requests the server had in flight at once.
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -334,11 +359,93 @@ async fn list_pages_follows_the_cursor() {
     assert_eq!(uris, ["/pets?limit=2", "/pets?limit=2&starting_after=2"]);
 }
 
-#[test]
-fn bulk_runs_start_from_the_annotations() {
-    let client = PetstoreClient::builder().build().unwrap();
-    let bulk = format!("{:?}", client.bulk("getPet"));
-    assert!(bulk.contains("getPet"), "{bulk}");
+/// Calls `get` on `n` tasks at once and waits for all of them.
+async fn get_concurrently(client: &PetstoreClient, n: usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let client = client.clone();
+        tasks.spawn(async move { client.pets().get(7).await.map(|_| ()) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_in_flight_caps_concurrent_requests() {
+    let server = Server::slow(ms(1000), |_, _| ok(PET)).await;
+    // A high rate, so only the cap holds requests back.
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .rate_limit(1000)
+        .build()
+        .unwrap();
+    get_concurrently(&client, 20).await;
+    assert_eq!(server.seen().len(), 20);
+    assert_eq!(server.peak(), 8, "`default` allows 8 requests in flight");
+}
+
+#[tokio::test(start_paused = true)]
+async fn bulk_runs_take_the_annotations_concurrency_cap() {
+    let server = Server::slow(ms(1000), |_, _| ok(PET)).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .rate_limit(1000)
+        .build()
+        .unwrap();
+    let options = polvo_runtime::bulk::BulkOptions::new();
+    let report = client.pets().bulk_get(0..20, options).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(server.peak(), 4, "bulk.max_concurrency is 4");
+
+    // The caller's cap wins over the annotations'.
+    let server = Server::slow(ms(1000), |_, _| ok(PET)).await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .rate_limit(1000)
+        .build()
+        .unwrap();
+    let options = polvo_runtime::bulk::BulkOptions::new().max_concurrency(6);
+    let report = client.pets().bulk_get(0..20, options).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(server.peak(), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_above_max_retry_after_fails_at_once() {
+    let server = Server::start(|_, _| {
+        let headers = vec![("retry-after", "60".to_owned())];
+        (429, headers, "{}".to_owned())
+    })
+    .await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    let error = client.pets().get(7).await.unwrap_err();
+    assert!(error.is_rate_limited(), "{error:?}");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(60)));
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "60 s is above max_retry_after (30 s)"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_hint_header_stops_a_retry_the_status_allows() {
+    let server = Server::start(|_, _| {
+        let headers = vec![("x-should-retry", "false".to_owned())];
+        (503, headers, "{}".to_owned())
+    })
+    .await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    let error = client.pets().get(7).await.unwrap_err();
+    assert_eq!(error.status().map(|s| s.as_u16()), Some(503));
+    assert_eq!(server.seen().len(), 1, "the server said not to retry");
 }
 
 #[tokio::test(start_paused = true)]

@@ -120,6 +120,7 @@ impl PetstoreClient {
                     )
                     .max_retry_after(std::time::Duration::from_secs(30))
                     .idempotency_header("idempotency-key")
+                    .hint_header("x-should-retry")
                     .build()?,
             )
             .build()
@@ -138,11 +139,11 @@ impl PetstoreClient {
         }
     }
 
-    /// Starts a bulk run of `operation` (an operation id), sized by its limits, at most 16 at once (the annotations' `bulk.max_concurrency`); replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with [`Self::from_runtime`].
+    /// Starts a bulk run of `operation` (an operation id), sized by its limits, at most 4 at once (the annotations' `bulk.max_concurrency`); replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with [`Self::from_runtime`].
     pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
         self.inner
             .bulk(operation)
-            .options(polvo_runtime::bulk::BulkOptions::new().max_concurrency(16))
+            .options(polvo_runtime::bulk::BulkOptions::new().max_concurrency(4))
     }
 
     /// Wraps a runtime client built elsewhere.
@@ -246,6 +247,13 @@ impl PetstoreClientBuilder {
     /// The whole-request timeout; `None` turns it off.
     pub fn timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
         self.inner = self.inner.timeout(timeout);
+        self
+    }
+
+    /// Keeps quota state in `store` instead of this process's memory, for
+    /// example a `polvo_runtime::RedisStore` that several processes share.
+    pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
+        self.inner = self.inner.store(store);
         self
     }
 

@@ -313,6 +313,13 @@ impl StripeClientBuilder {
         self
     }
 
+    /// Keeps quota state in `store` instead of this process's memory, for
+    /// example a `polvo_runtime::RedisStore` that several processes share.
+    pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
+        self.inner = self.inner.store(store);
+        self
+    }
+
     /// Any other runtime setting (quota store, HTTP client, ...).
     pub fn configure(
         mut self,

@@ -277,7 +277,17 @@ struct StoreParts {
 /// the environment variable, unless the caller chose a store.
 fn store(api: &Api) -> StoreParts {
     let Some(store) = &api.policy.store else {
-        return StoreParts::default();
+        return StoreParts {
+            methods: quote! {
+                /// Keeps quota state in `store` instead of this process's memory, for
+                /// example a `polvo_runtime::RedisStore` that several processes share.
+                pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
+                    self.inner = self.inner.store(store);
+                    self
+                }
+            },
+            ..StoreParts::default()
+        };
     };
     let env = &store.url_env;
     let client_ident = ident(&api.service.client);

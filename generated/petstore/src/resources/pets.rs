@@ -70,7 +70,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("createPet")
-            .options(options.or_max_concurrency(16))
+            .options(options.or_max_concurrency(4))
             .run(items, call)
             .await
     }
@@ -119,7 +119,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("deletePet")
-            .options(options.or_max_concurrency(16))
+            .options(options.or_max_concurrency(4))
             .run(items, call)
             .await
     }
@@ -161,7 +161,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("getPet")
-            .options(options.or_max_concurrency(16))
+            .options(options.or_max_concurrency(4))
             .run(items, call)
             .await
     }
@@ -229,7 +229,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("listPets")
-            .options(options.or_max_concurrency(16))
+            .options(options.or_max_concurrency(4))
             .run(items, call)
             .await
     }
@@ -306,7 +306,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("getPetPhoto")
-            .options(options.or_max_concurrency(16))
+            .options(options.or_max_concurrency(4))
             .run(items, call)
             .await
     }
@@ -362,7 +362,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("updatePet")
-            .options(options.or_max_concurrency(16))
+            .options(options.or_max_concurrency(4))
             .run(items, call)
             .await
     }
@@ -418,7 +418,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("updatePet")
-            .options(options.or_max_concurrency(16))
+            .options(options.or_max_concurrency(4))
             .run(items, call)
             .await
     }
@@ -473,7 +473,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("uploadPetPhoto")
-            .options(options.or_max_concurrency(16))
+            .options(options.or_max_concurrency(4))
             .run(items, call)
             .await
     }
