@@ -3,10 +3,24 @@
 //! with any request.
 //!
 //! The values are what a Stripe integration would send, and they fill the nested parts
-//! of each body on purpose: `metadata[plan]=pro`, `address[line1]=...`,
-//! `items[0][price]=...`, `tiers[1][up_to]=inf`, `expand[0]=...`, the empty string that
-//! clears an enum (`tax_exempt=`), and in queries `created[gte]=...` and `expand[]=...`.
-//! A field left out of a request is a field whose encoding goes untested.
+//! of each body on purpose: `metadata[plan]=pro`, `shipping[address][line1]=...`,
+//! `expand[0]=...`, the empty string that clears an enum (`tax_exempt=`), and in
+//! queries `created[gte]=...` and `expand[]=...`. A field left out of a request is a
+//! field whose encoding goes untested.
+//!
+//! FIXME(prism): two things Stripe's forms do are left out all the same, because Prism
+//! 5.14 misreads them and would reject valid requests:
+//! - an array of objects sent by index (`items[0][price]=...`, also `tiers`,
+//!   `custom_fields`, `discounts`, `marketing_features`): its deepObject reader builds
+//!   the objects, then parses each as JSON text and answers 415 "Cannot deserialize
+//!   JSON object array" (`validators/body.js` in `@stoplight/prism-http`);
+//! - an optional object with required fields, left out (`recurring` on a one-time
+//!   price): the reader makes an empty object of it, which then lacks its required
+//!   fields, so every body here sends those objects.
+//!
+//! `prism_still_misreads_stripe_forms` sends both and asserts Prism's answers as they
+//! are today; once it fails, move the arrays back into the bodies and drop it. The
+//! bracket encoding of arrays of objects is also asserted in `runtime/src/request.rs`.
 //!
 //! Prism comes from `scripts/prism.sh` (the test command runs it first).
 
@@ -70,15 +84,7 @@ const PAYMENT_METHOD: &str = "pm_1MqLiJLkdIwHu7ix";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stripe_operation_passes_prism_validation() {
     let prism = Prism::start(SPEC);
-    let client = StripeClient::builder()
-        .base_url(prism.url())
-        // A live-mode key: a sandbox key (`sk_test_`) would hold reads and writes to
-        // 25/s each, which only slows the test down; Prism checks that a bearer token
-        // is there, not what it says. The limits themselves are tested elsewhere.
-        .bearer_token("sk_live_51Contract4eC39HqLyjWDarjtT1zdp7dc")
-        .rate_limit(1000)
-        .build()
-        .expect("client");
+    let client = client(&prism);
     let mut calls = Calls::default();
 
     customers(&client, &mut calls).await;
@@ -145,7 +151,7 @@ async fn customers(client: &StripeClient, calls: &mut Calls) {
     );
 
     // The empty `tax_exempt` clears the exemption and the empty metadata value removes
-    // the key: both must travel as `name=` rather than be dropped.
+    // the key, as Stripe reads them: `tax_exempt=`, `metadata[order_id]=`.
     let update = CustomerUpdateParams {
         address: Some(AddressParams {
             line2: Some("3º esquerdo".into()),
@@ -365,40 +371,7 @@ async fn products(client: &StripeClient, calls: &mut Calls) {
     };
     calls.check("ListProducts", products.list(&list).await);
 
-    let create = ProductCreateParams {
-        active: Some(true),
-        default_price_data: Some(ProductCreateParamsDefaultPriceData {
-            currency: "eur".into(),
-            recurring: Some(RecurringParams {
-                interval: Interval::Month,
-                interval_count: Some(1),
-                usage_type: Some(UsageType::Licensed),
-            }),
-            unit_amount: Some(1500),
-        }),
-        description: Some("Generated API clients that keep to the rate limits".into()),
-        expand: expand(&["default_price"]),
-        id: Some("polvo_pro".into()),
-        images: Some(vec![
-            "https://polvo.example.com/img/pro.png".into(),
-            "https://polvo.example.com/img/pro-dark.png".into(),
-        ]),
-        marketing_features: Some(vec![
-            MarketingFeature {
-                name: "Shared quotas".into(),
-            },
-            MarketingFeature {
-                name: "Retries with backoff".into(),
-            },
-        ]),
-        metadata: metadata(&[("tier", "pro")]),
-        name: "Polvo Pro".into(),
-        shippable: Some(false),
-        statement_descriptor: Some("POLVO PRO".into()),
-        tax_code: Some("txcd_10103001".into()),
-        unit_label: Some("seat".into()),
-        url: Some("https://polvo.example.com/pro".into()),
-    };
+    let create = product_create();
     calls.check("CreateProduct", products.create(&create).await);
 
     let search = SearchProductsParams {
@@ -417,31 +390,14 @@ async fn products(client: &StripeClient, calls: &mut Calls) {
         products.retrieve(PRODUCT, &retrieve).await,
     );
 
-    let update = ProductUpdateParams {
-        active: Some(true),
-        default_price: Some(PRICE.into()),
-        description: Some("Generated API clients, now with metrics".into()),
-        expand: expand(&["default_price"]),
-        images: Some(vec!["https://polvo.example.com/img/pro-v2.png".into()]),
-        marketing_features: Some(vec![MarketingFeature {
-            name: "Metrics per bucket".into(),
-        }]),
-        metadata: metadata(&[("tier", "pro"), ("version", "2")]),
-        name: Some("Polvo Pro".into()),
-        shippable: Some(false),
-        statement_descriptor: Some("POLVO PRO".into()),
-        tax_code: Some("txcd_10103001".into()),
-        unit_label: Some("seat".into()),
-        url: Some("https://polvo.example.com/pro".into()),
-    };
+    let update = product_update();
     calls.check("UpdateProduct", products.update(PRODUCT, &update).await);
 
     calls.check("DeleteProduct", products.delete(PRODUCT).await);
 }
 
-/// The five price operations. Create is called twice, since a price names its product
-/// either by id or inline (`product_data[...]`), and a tiered price sends `tiers[]`
-/// whose last bound is the string `inf` where the others are integers.
+/// The five price operations; the new price brings its product inline
+/// (`product_data[name]=...`).
 async fn prices(client: &StripeClient, calls: &mut Calls) {
     let prices = client.prices();
 
@@ -462,58 +418,7 @@ async fn prices(client: &StripeClient, calls: &mut Calls) {
     };
     calls.check("ListPrices", prices.list(&list).await);
 
-    let tiered = PriceCreateParams {
-        active: Some(true),
-        billing_scheme: Some(PriceCreateParamsBillingScheme::Tiered),
-        currency: "eur".into(),
-        expand: expand(&["product"]),
-        lookup_key: Some("pro_monthly_seats".into()),
-        metadata: metadata(&[("tier", "pro")]),
-        nickname: Some("Pro, per seat, monthly".into()),
-        product: Some(PRODUCT.into()),
-        product_data: None,
-        recurring: Some(RecurringParams {
-            interval: Interval::Month,
-            interval_count: Some(1),
-            usage_type: Some(UsageType::Licensed),
-        }),
-        tax_behavior: Some(TaxBehavior::Exclusive),
-        tiers: Some(vec![
-            PriceTierParams {
-                flat_amount: Some(500),
-                unit_amount: Some(1000),
-                up_to: PriceTierParamsUpTo::Integer(5),
-            },
-            PriceTierParams {
-                flat_amount: None,
-                unit_amount: Some(800),
-                up_to: PriceTierParamsUpTo::PriceTierParamsUpToVariant1(
-                    PriceTierParamsUpToVariant1::Inf,
-                ),
-            },
-        ]),
-        tiers_mode: Some(PriceCreateParamsTiersMode::Graduated),
-        transfer_lookup_key: Some(true),
-        unit_amount: None,
-        unit_amount_decimal: None,
-    };
-    calls.check("CreatePrice", prices.create(&tiered).await);
-
-    let one_time = PriceCreateParams {
-        active: Some(true),
-        billing_scheme: Some(PriceCreateParamsBillingScheme::PerUnit),
-        currency: "usd".into(),
-        product_data: Some(PriceCreateParamsProductData {
-            active: Some(true),
-            metadata: metadata(&[("kind", "support")]),
-            name: "Onboarding session".into(),
-            unit_label: Some("hour".into()),
-        }),
-        tax_behavior: Some(TaxBehavior::Unspecified),
-        unit_amount_decimal: Some("12050.5".into()),
-        ..PriceCreateParams::default()
-    };
-    calls.check("CreatePrice", prices.create(&one_time).await);
+    calls.check("CreatePrice", prices.create(&price_create()).await);
 
     let search = SearchPricesParams {
         expand: expand(&["data.product"]),
@@ -540,8 +445,7 @@ async fn prices(client: &StripeClient, calls: &mut Calls) {
     calls.check("UpdatePrice", prices.update(PRICE, &update).await);
 }
 
-/// The seven invoice operations, a draft through finalize to pay; `custom_fields` and
-/// `discounts` are arrays of objects (`custom_fields[1][value]=...`).
+/// The seven invoice operations, a draft through finalize to pay.
 async fn invoices(client: &StripeClient, calls: &mut Calls) {
     let invoices = client.invoices();
 
@@ -562,39 +466,7 @@ async fn invoices(client: &StripeClient, calls: &mut Calls) {
     };
     calls.check("ListInvoices", invoices.list(&list).await);
 
-    let create = InvoiceCreateParams {
-        auto_advance: Some(false),
-        automatic_tax: Some(InvoiceUpdateParamsAutomaticTax { enabled: true }),
-        collection_method: Some(CollectionMethod::SendInvoice),
-        currency: Some("eur".into()),
-        custom_fields: Some(vec![
-            custom_field("PO number", "PO-6735"),
-            custom_field("Project", "Polvo rollout"),
-        ]),
-        customer: Some(CUSTOMER.into()),
-        days_until_due: Some(30),
-        default_payment_method: Some(PAYMENT_METHOD.into()),
-        description: Some("Onboarding and the first month of Polvo Pro".into()),
-        discounts: Some(vec![
-            InvoiceDiscountParams {
-                coupon: Some("SUMMER25".into()),
-                ..InvoiceDiscountParams::default()
-            },
-            InvoiceDiscountParams {
-                promotion_code: Some("promo_1MoC3bLkdIwHu7ix".into()),
-                ..InvoiceDiscountParams::default()
-            },
-        ]),
-        due_date: None,
-        expand: expand(&["customer"]),
-        footer: Some("Payable within 30 days.".into()),
-        metadata: metadata(&[("order_id", "6735")]),
-        pending_invoice_items_behavior: Some(
-            InvoiceCreateParamsPendingInvoiceItemsBehavior::Include,
-        ),
-        statement_descriptor: Some("POLVO INVOICE".into()),
-        subscription: None,
-    };
+    let create = invoice_create();
     calls.check("CreateInvoice", invoices.create(&create).await);
 
     let search = SearchInvoicesParams {
@@ -613,24 +485,7 @@ async fn invoices(client: &StripeClient, calls: &mut Calls) {
         invoices.retrieve(INVOICE, &retrieve).await,
     );
 
-    let update = InvoiceUpdateParams {
-        auto_advance: Some(true),
-        automatic_tax: Some(InvoiceUpdateParamsAutomaticTax { enabled: false }),
-        collection_method: Some(CollectionMethod::SendInvoice),
-        custom_fields: Some(vec![custom_field("PO number", "PO-6736")]),
-        days_until_due: None,
-        default_payment_method: Some(PAYMENT_METHOD.into()),
-        description: Some("Onboarding and two months of Polvo Pro".into()),
-        discounts: Some(vec![InvoiceDiscountParams {
-            discount: Some("di_1MtHbELkdIwHu7ixTUmsnHzQ".into()),
-            ..InvoiceDiscountParams::default()
-        }]),
-        due_date: Some(1_767_225_600),
-        expand: expand(&["customer"]),
-        footer: Some("Payable by the due date.".into()),
-        metadata: metadata(&[("order_id", "6736")]),
-        statement_descriptor: Some("POLVO INVOICE".into()),
-    };
+    let update = invoice_update();
     calls.check("UpdateInvoice", invoices.update(INVOICE, &update).await);
 
     let finalize = InvoiceFinalizeParams {
@@ -653,8 +508,7 @@ async fn invoices(client: &StripeClient, calls: &mut Calls) {
     calls.check("PayInvoice", invoices.pay(INVOICE, &pay).await);
 }
 
-/// The six subscription operations; items go by index (`items[0][price]=...`), and the
-/// update changes one item, adds one and deletes one. Cancel is a DELETE with a body.
+/// The six subscription operations; cancel is a DELETE with a body.
 async fn subscriptions(client: &StripeClient, calls: &mut Calls) {
     let subscriptions = client.subscriptions();
 
@@ -670,30 +524,7 @@ async fn subscriptions(client: &StripeClient, calls: &mut Calls) {
     };
     calls.check("ListSubscriptions", subscriptions.list(&list).await);
 
-    let create = SubscriptionCreateParams {
-        cancel_at_period_end: Some(false),
-        collection_method: Some(CollectionMethod::ChargeAutomatically),
-        customer: CUSTOMER.into(),
-        days_until_due: None,
-        default_payment_method: Some(PAYMENT_METHOD.into()),
-        description: Some("Polvo Pro for the platform team".into()),
-        expand: expand(&["latest_invoice.payment_intent"]),
-        items: Some(vec![
-            SubscriptionItemParams {
-                metadata: metadata(&[("team", "platform")]),
-                price: Some(PRICE.into()),
-                quantity: Some(2),
-            },
-            SubscriptionItemParams {
-                metadata: None,
-                price: Some("price_1MoBy5LkdIwHu7ixSupport".into()),
-                quantity: Some(1),
-            },
-        ]),
-        metadata: metadata(&[("plan", "pro")]),
-        payment_behavior: Some(PaymentBehavior::DefaultIncomplete),
-        trial_period_days: Some(14),
-    };
+    let create = subscription_create();
     calls.check("CreateSubscription", subscriptions.create(&create).await);
 
     let search = SearchSubscriptionsParams {
@@ -715,35 +546,7 @@ async fn subscriptions(client: &StripeClient, calls: &mut Calls) {
         subscriptions.retrieve(SUBSCRIPTION, &retrieve).await,
     );
 
-    let update = SubscriptionUpdateParams {
-        cancel_at_period_end: Some(true),
-        collection_method: Some(CollectionMethod::SendInvoice),
-        days_until_due: Some(30),
-        default_payment_method: Some(PAYMENT_METHOD.into()),
-        description: Some("Polvo Pro, growing team".into()),
-        expand: expand(&["latest_invoice"]),
-        items: Some(vec![
-            SubscriptionItemUpdateParams {
-                id: Some("si_NcLYdDxLHxlFo7".into()),
-                quantity: Some(3),
-                ..SubscriptionItemUpdateParams::default()
-            },
-            SubscriptionItemUpdateParams {
-                metadata: metadata(&[("team", "data")]),
-                price: Some(PRICE.into()),
-                quantity: Some(1),
-                ..SubscriptionItemUpdateParams::default()
-            },
-            SubscriptionItemUpdateParams {
-                deleted: Some(true),
-                id: Some("si_NcLYdDxLHxlFo8".into()),
-                ..SubscriptionItemUpdateParams::default()
-            },
-        ]),
-        metadata: metadata(&[("plan", "pro"), ("seats", "4")]),
-        payment_behavior: Some(PaymentBehavior::PendingIfIncomplete),
-        proration_behavior: Some(SubscriptionUpdateParamsProrationBehavior::CreateProrations),
-    };
+    let update = subscription_update();
     calls.check(
         "UpdateSubscription",
         subscriptions.update(SUBSCRIPTION, &update).await,
@@ -778,6 +581,408 @@ async fn files(client: &StripeClient, calls: &mut Calls) {
         expand: expand(&["links"]),
     };
     calls.check("RetrieveFile", files.retrieve(FILE, &retrieve).await);
+}
+
+/// Prism's answer today to a form with an array of objects: 415, before validation.
+const UNREAD: (u16, &[&str]) = (
+    415,
+    &["Cannot deserialize JSON object array in form data request body"],
+);
+
+/// Prism's answer today to a price sent without `recurring` and `product_data`.
+const MISSING: (u16, &[&str]) = (
+    422,
+    &[
+        "recurring must have required property 'interval'",
+        "product_data must have required property 'name'",
+    ],
+);
+
+/// FIXME(prism): the requests Prism 5.14 misreads (see the module docs), each with the
+/// answer it gives today. A request it starts to accept, or rejects for another
+/// reason, fails this test; then put the field back into the contract test above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prism_still_misreads_stripe_forms() {
+    let prism = Prism::start(SPEC);
+    let client = client(&prism);
+    let (products, prices) = (client.products(), client.prices());
+    let (invoices, subscriptions) = (client.invoices(), client.subscriptions());
+
+    let product = ProductCreateParams {
+        marketing_features: Some(marketing_features()),
+        ..product_create()
+    };
+    let product_changes = ProductUpdateParams {
+        marketing_features: Some(vec![feature("Metrics per bucket")]),
+        ..product_update()
+    };
+    // Graduated tiers, whose last bound is the string `inf` where the others are
+    // integers (`tiers[1][up_to]=inf`).
+    let tiered = PriceCreateParams {
+        billing_scheme: Some(PriceCreateParamsBillingScheme::Tiered),
+        tiers: Some(tiers()),
+        tiers_mode: Some(PriceCreateParamsTiersMode::Graduated),
+        unit_amount_decimal: None,
+        ..price_create()
+    };
+    // The most common price of all: one-time, for a product named by id; Prism
+    // misses the `recurring` and `product_data` it was not sent.
+    let one_time = PriceCreateParams {
+        currency: "usd".into(),
+        product: Some(PRODUCT.into()),
+        unit_amount: Some(2500),
+        ..PriceCreateParams::default()
+    };
+    let invoice = InvoiceCreateParams {
+        custom_fields: Some(custom_fields()),
+        discounts: Some(discounts()),
+        ..invoice_create()
+    };
+    let invoice_changes = InvoiceUpdateParams {
+        custom_fields: Some(vec![custom_field("PO number", "PO-6736")]),
+        discounts: Some(vec![InvoiceDiscountParams {
+            discount: Some("di_1MtHbELkdIwHu7ixTUmsnHzQ".into()),
+            ..InvoiceDiscountParams::default()
+        }]),
+        ..invoice_update()
+    };
+    let subscription = SubscriptionCreateParams {
+        items: Some(subscription_items()),
+        ..subscription_create()
+    };
+    let subscription_changes = SubscriptionUpdateParams {
+        items: Some(item_changes()),
+        ..subscription_update()
+    };
+
+    let answers = [
+        (
+            "CreateProduct",
+            status(products.create(&product).await),
+            UNREAD,
+        ),
+        (
+            "UpdateProduct",
+            status(products.update(PRODUCT, &product_changes).await),
+            UNREAD,
+        ),
+        ("CreatePrice", status(prices.create(&tiered).await), UNREAD),
+        (
+            "CreatePrice",
+            status(prices.create(&one_time).await),
+            MISSING,
+        ),
+        (
+            "CreateInvoice",
+            status(invoices.create(&invoice).await),
+            UNREAD,
+        ),
+        (
+            "UpdateInvoice",
+            status(invoices.update(INVOICE, &invoice_changes).await),
+            UNREAD,
+        ),
+        (
+            "CreateSubscription",
+            status(subscriptions.create(&subscription).await),
+            UNREAD,
+        ),
+        (
+            "UpdateSubscription",
+            status(
+                subscriptions
+                    .update(SUBSCRIPTION, &subscription_changes)
+                    .await,
+            ),
+            UNREAD,
+        ),
+    ];
+
+    // Prism logs one block per rejected request, in the order they were sent.
+    let violations = prism.violations();
+    let mut changed = Vec::new();
+    if violations.len() != answers.len() {
+        changed.push(format!(
+            "{} requests, {} rejected",
+            answers.len(),
+            violations.len()
+        ));
+    }
+    for ((operation, status, (expected, messages)), block) in answers.iter().zip(&violations) {
+        if *status != Some(*expected) || !messages.iter().all(|m| block.contains(m)) {
+            changed.push(format!(
+                "{operation}: status {status:?}, expected {expected} with {messages:?}:\n{block}"
+            ));
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "prism reads these Stripe forms differently now; put what it accepts back into \
+         every_stripe_operation_passes_prism_validation:\n\n{}",
+        changed.join("\n\n")
+    );
+}
+
+/// A client of Prism's mock.
+fn client(prism: &Prism) -> StripeClient {
+    StripeClient::builder()
+        .base_url(prism.url())
+        // A live-mode key: a sandbox key (`sk_test_`) would hold reads and writes to
+        // 25/s each, which only slows the test down; Prism checks that a bearer token
+        // is there, not what it says. The limits themselves are tested elsewhere.
+        .api_key("sk_live_51Contract4eC39HqLyjWDarjtT1zdp7dc")
+        .rate_limit(1000)
+        .build()
+        .expect("client")
+}
+
+/// The HTTP status of a failed call.
+fn status<T>(result: Result<T, polvo_stripe::Error>) -> Option<u16> {
+    result.err()?.status().map(|status| status.as_u16())
+}
+
+/// A subscription product whose default price is created with it.
+fn product_create() -> ProductCreateParams {
+    ProductCreateParams {
+        active: Some(true),
+        default_price_data: Some(ProductCreateParamsDefaultPriceData {
+            currency: "eur".into(),
+            recurring: Some(monthly()),
+            unit_amount: Some(1500),
+        }),
+        description: Some("Generated API clients that keep to the rate limits".into()),
+        expand: expand(&["default_price"]),
+        id: Some("polvo_pro".into()),
+        images: Some(vec![
+            "https://polvo.example.com/img/pro.png".into(),
+            "https://polvo.example.com/img/pro-dark.png".into(),
+        ]),
+        marketing_features: None,
+        metadata: metadata(&[("tier", "pro")]),
+        name: "Polvo Pro".into(),
+        shippable: Some(false),
+        statement_descriptor: Some("POLVO PRO".into()),
+        tax_code: Some("txcd_10103001".into()),
+        unit_label: Some("seat".into()),
+        url: Some("https://polvo.example.com/pro".into()),
+    }
+}
+
+fn product_update() -> ProductUpdateParams {
+    ProductUpdateParams {
+        active: Some(true),
+        default_price: Some(PRICE.into()),
+        description: Some("Generated API clients, now with metrics".into()),
+        expand: expand(&["default_price"]),
+        images: Some(vec!["https://polvo.example.com/img/pro-v2.png".into()]),
+        marketing_features: None,
+        metadata: metadata(&[("tier", "pro"), ("version", "2")]),
+        name: Some("Polvo Pro".into()),
+        shippable: Some(false),
+        statement_descriptor: Some("POLVO PRO".into()),
+        tax_code: Some("txcd_10103001".into()),
+        unit_label: Some("seat".into()),
+        url: Some("https://polvo.example.com/pro".into()),
+    }
+}
+
+/// A monthly per-seat price for a product created with it, its amount in fractions of
+/// a cent.
+fn price_create() -> PriceCreateParams {
+    PriceCreateParams {
+        active: Some(true),
+        billing_scheme: Some(PriceCreateParamsBillingScheme::PerUnit),
+        currency: "eur".into(),
+        expand: expand(&["product"]),
+        lookup_key: Some("pro_monthly_seats".into()),
+        metadata: metadata(&[("tier", "pro")]),
+        nickname: Some("Pro, per seat, monthly".into()),
+        product: None,
+        product_data: Some(PriceCreateParamsProductData {
+            active: Some(true),
+            metadata: metadata(&[("team", "billing")]),
+            name: "Polvo Pro seats".into(),
+            unit_label: Some("seat".into()),
+        }),
+        recurring: Some(monthly()),
+        tax_behavior: Some(TaxBehavior::Exclusive),
+        tiers: None,
+        tiers_mode: None,
+        transfer_lookup_key: Some(true),
+        unit_amount: None,
+        unit_amount_decimal: Some("1250.5".into()),
+    }
+}
+
+fn invoice_create() -> InvoiceCreateParams {
+    InvoiceCreateParams {
+        auto_advance: Some(false),
+        automatic_tax: Some(InvoiceUpdateParamsAutomaticTax { enabled: true }),
+        collection_method: Some(CollectionMethod::SendInvoice),
+        currency: Some("eur".into()),
+        custom_fields: None,
+        customer: Some(CUSTOMER.into()),
+        days_until_due: Some(30),
+        default_payment_method: Some(PAYMENT_METHOD.into()),
+        description: Some("Onboarding and the first month of Polvo Pro".into()),
+        discounts: None,
+        due_date: None,
+        expand: expand(&["customer"]),
+        footer: Some("Payable within 30 days.".into()),
+        metadata: metadata(&[("order_id", "6735")]),
+        pending_invoice_items_behavior: Some(
+            InvoiceCreateParamsPendingInvoiceItemsBehavior::Include,
+        ),
+        statement_descriptor: Some("POLVO INVOICE".into()),
+        subscription: None,
+    }
+}
+
+fn invoice_update() -> InvoiceUpdateParams {
+    InvoiceUpdateParams {
+        auto_advance: Some(true),
+        automatic_tax: Some(InvoiceUpdateParamsAutomaticTax { enabled: false }),
+        collection_method: Some(CollectionMethod::SendInvoice),
+        custom_fields: None,
+        days_until_due: None,
+        default_payment_method: Some(PAYMENT_METHOD.into()),
+        description: Some("Onboarding and two months of Polvo Pro".into()),
+        discounts: None,
+        due_date: Some(1_767_225_600),
+        expand: expand(&["customer"]),
+        footer: Some("Payable by the due date.".into()),
+        metadata: metadata(&[("order_id", "6736")]),
+        statement_descriptor: Some("POLVO INVOICE".into()),
+    }
+}
+
+fn subscription_create() -> SubscriptionCreateParams {
+    SubscriptionCreateParams {
+        cancel_at_period_end: Some(false),
+        collection_method: Some(CollectionMethod::ChargeAutomatically),
+        customer: CUSTOMER.into(),
+        days_until_due: None,
+        default_payment_method: Some(PAYMENT_METHOD.into()),
+        description: Some("Polvo Pro for the platform team".into()),
+        expand: expand(&["latest_invoice.payment_intent"]),
+        items: None,
+        metadata: metadata(&[("plan", "pro")]),
+        payment_behavior: Some(PaymentBehavior::DefaultIncomplete),
+        trial_period_days: Some(14),
+    }
+}
+
+fn subscription_update() -> SubscriptionUpdateParams {
+    SubscriptionUpdateParams {
+        cancel_at_period_end: Some(true),
+        collection_method: Some(CollectionMethod::SendInvoice),
+        days_until_due: Some(30),
+        default_payment_method: Some(PAYMENT_METHOD.into()),
+        description: Some("Polvo Pro, growing team".into()),
+        expand: expand(&["latest_invoice"]),
+        items: None,
+        metadata: metadata(&[("plan", "pro"), ("seats", "4")]),
+        payment_behavior: Some(PaymentBehavior::PendingIfIncomplete),
+        proration_behavior: Some(SubscriptionUpdateParamsProrationBehavior::CreateProrations),
+    }
+}
+
+fn marketing_features() -> Vec<MarketingFeature> {
+    vec![feature("Shared quotas"), feature("Retries with backoff")]
+}
+
+fn feature(name: &str) -> MarketingFeature {
+    MarketingFeature { name: name.into() }
+}
+
+/// Per seat: 10.00 each for the first five, with 5.00 flat, then 8.00 each.
+fn tiers() -> Vec<PriceTierParams> {
+    let last = PriceTierParamsUpTo::PriceTierParamsUpToVariant1(PriceTierParamsUpToVariant1::Inf);
+    vec![
+        PriceTierParams {
+            flat_amount: Some(500),
+            unit_amount: Some(1000),
+            up_to: PriceTierParamsUpTo::Integer(5),
+        },
+        PriceTierParams {
+            flat_amount: None,
+            unit_amount: Some(800),
+            up_to: last,
+        },
+    ]
+}
+
+fn custom_fields() -> Vec<InvoiceCustomField> {
+    vec![
+        custom_field("PO number", "PO-6735"),
+        custom_field("Project", "Polvo rollout"),
+    ]
+}
+
+fn custom_field(name: &str, value: &str) -> InvoiceCustomField {
+    InvoiceCustomField {
+        name: name.into(),
+        value: value.into(),
+    }
+}
+
+/// A coupon and a promotion code, each its own object with one field set.
+fn discounts() -> Vec<InvoiceDiscountParams> {
+    vec![
+        InvoiceDiscountParams {
+            coupon: Some("SUMMER25".into()),
+            ..InvoiceDiscountParams::default()
+        },
+        InvoiceDiscountParams {
+            promotion_code: Some("promo_1MoC3bLkdIwHu7ix".into()),
+            ..InvoiceDiscountParams::default()
+        },
+    ]
+}
+
+fn subscription_items() -> Vec<SubscriptionItemParams> {
+    vec![
+        SubscriptionItemParams {
+            metadata: metadata(&[("team", "platform")]),
+            price: Some(PRICE.into()),
+            quantity: Some(2),
+        },
+        SubscriptionItemParams {
+            metadata: None,
+            price: Some("price_1MoBy5LkdIwHu7ixSupport".into()),
+            quantity: Some(1),
+        },
+    ]
+}
+
+/// One item changed (by id), one added (no id) and one deleted.
+fn item_changes() -> Vec<SubscriptionItemUpdateParams> {
+    vec![
+        SubscriptionItemUpdateParams {
+            id: Some("si_NcLYdDxLHxlFo7".into()),
+            quantity: Some(3),
+            ..SubscriptionItemUpdateParams::default()
+        },
+        SubscriptionItemUpdateParams {
+            metadata: metadata(&[("team", "data")]),
+            price: Some(PRICE.into()),
+            quantity: Some(1),
+            ..SubscriptionItemUpdateParams::default()
+        },
+        SubscriptionItemUpdateParams {
+            deleted: Some(true),
+            id: Some("si_NcLYdDxLHxlFo8".into()),
+            ..SubscriptionItemUpdateParams::default()
+        },
+    ]
+}
+
+fn monthly() -> RecurringParams {
+    RecurringParams {
+        interval: Interval::Month,
+        interval_count: Some(1),
+        usage_type: Some(UsageType::Licensed),
+    }
 }
 
 /// A creation window, sent as `created[gte]=...&created[lt]=...`.
@@ -821,12 +1026,5 @@ fn shipping() -> ShippingParams {
         address: address(),
         name: "Jenny Rosen".into(),
         phone: Some("+351 21 123 4567".into()),
-    }
-}
-
-fn custom_field(name: &str, value: &str) -> InvoiceCustomField {
-    InvoiceCustomField {
-        name: name.into(),
-        value: value.into(),
     }
 }
