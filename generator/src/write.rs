@@ -121,3 +121,62 @@ fn parent_of(path: &Path) -> PathBuf {
         _ => PathBuf::from("."),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
+
+    use super::*;
+
+    fn file(path: &str, contents: &str) -> File {
+        File {
+            path: path.into(),
+            contents: contents.to_owned(),
+        }
+    }
+
+    /// Names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_write_failing_half_way_leaves_the_previous_output_and_no_debris() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("client");
+        write_dir(&out, &[file("src/lib.rs", "old")]).unwrap();
+
+        // The second file needs `src/lib.rs` to be a directory: the first write
+        // succeeds, the second fails.
+        let files = [file("src/lib.rs", "new"), file("src/lib.rs/more.rs", "x")];
+        let error = write_dir(&out, &files).unwrap_err();
+        assert!(matches!(error, Error::Write { .. }), "{error:?}");
+
+        let lib = std::fs::read_to_string(out.join("src/lib.rs")).unwrap();
+        assert_eq!(lib, "old");
+        assert_eq!(
+            listing(root.path()),
+            ["client"],
+            "no staging or backup left"
+        );
+    }
+
+    #[test]
+    fn a_successful_write_replaces_every_file() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("client");
+        write_dir(&out, &[file("src/lib.rs", "old"), file("src/gone.rs", "")]).unwrap();
+        write_dir(&out, &[file("src/lib.rs", "new")]).unwrap();
+        assert_eq!(listing(&out.join("src")), ["lib.rs"]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("src/lib.rs")).unwrap(),
+            "new"
+        );
+        assert_eq!(listing(root.path()), ["client"]);
+    }
+}

@@ -237,3 +237,30 @@ fn init_writes_a_starter_that_generate_accepts() {
     assert!(stderr.contains("exists; pass --force"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&annotations).unwrap(), "# mine\n");
 }
+
+#[test]
+fn generate_all_writes_nothing_when_one_service_fails() {
+    let root = tempfile::tempdir().unwrap();
+    let petstore = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/petstore/openapi.yaml");
+    for service in ["alpha", "beta"] {
+        let dir = root.path().join("specs").join(service);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&petstore, dir.join("openapi.yaml")).unwrap();
+    }
+    // `beta` (generated second) has a mistake in its annotations.
+    let beta = root.path().join("specs/beta/polvo.yaml");
+    std::fs::write(
+        &beta,
+        "service: {name: beta, crate: polvo-beta, colour: blue}\n",
+    )
+    .unwrap();
+
+    let output = polvo_gen(&["generate", "--all", "--root", root.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("unknown key \"colour\""), "{stderr}");
+    assert!(
+        !root.path().join("generated").exists(),
+        "alpha was not written either"
+    );
+}

@@ -393,8 +393,12 @@ async fn bulk_runs_take_the_annotations_concurrency_cap() {
         .rate_limit(1000)
         .build()
         .unwrap();
-    let options = polvo_runtime::bulk::BulkOptions::new();
-    let report = client.pets().bulk_get(0..20, options).await;
+    // A run is `Send`: it can be spawned like any other task.
+    let run = tokio::spawn(async move {
+        let options = polvo_runtime::bulk::BulkOptions::new();
+        client.pets().bulk_get(0..20, options).await
+    });
+    let report = run.await.unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(server.peak(), 4, "bulk.max_concurrency is 4");
 
@@ -430,6 +434,15 @@ async fn a_retry_after_above_max_retry_after_fails_at_once() {
         1,
         "60 s is above max_retry_after (30 s)"
     );
+    let polvo_runtime::Error::RateLimited(limited) = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        limited.bucket.as_deref(),
+        Some("default"),
+        "getPet's bucket"
+    );
+    assert_eq!(limited.status.map(|s| s.as_u16()), Some(429));
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,6 +14,7 @@
 //! resumed with exactly the items that still need it.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ use crate::error::Error;
 const DEFAULT_CONCURRENCY: usize = 32;
 /// Weight of the newest sample in the service-time average.
 const EWMA_WEIGHT: f64 = 0.2;
+/// How many of the latest calls the current rate in [`Progress`] is measured over.
+const RATE_WINDOW: usize = 64;
 
 tokio::task_local! {
     /// Time the current bulk call spent waiting for quota, filled in by the client.
@@ -62,7 +65,8 @@ pub struct Progress {
     pub total: Option<usize>,
     /// Calls in flight now.
     pub in_flight: usize,
-    /// Calls finished per second since the run started.
+    /// Calls finished per second, over the latest 64 calls (over the whole run before
+    /// that many finished).
     pub rate: f64,
     /// Estimated time left, when the total is known.
     pub eta: Option<Duration>,
@@ -292,10 +296,10 @@ impl Bulk {
         call: F,
     ) -> BulkReport<I, T>
     where
-        I: Clone + 'static,
-        T: 'static,
+        I: Clone + Send + 'static,
+        T: Send + 'static,
         F: FnMut(Client, I) -> Fut,
-        Fut: Future<Output = Result<T, Error>> + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
         let mut items = items.into_iter();
         let mut engine = Engine::new(self, exact_len(&items), call);
@@ -330,10 +334,10 @@ impl Bulk {
     /// ends without pulling more input; pass `input.by_ref()` to keep what is left.
     pub fn stream<I, T, F, Fut, S>(self, input: S, call: F) -> impl Stream<Item = Outcome<I, T>>
     where
-        I: Clone + 'static,
-        T: 'static,
+        I: Clone + Send + 'static,
+        T: Send + 'static,
         F: FnMut(Client, I) -> Fut,
-        Fut: Future<Output = Result<T, Error>> + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
         S: Stream<Item = I> + Unpin,
     {
         let (low, high) = input.size_hint();
@@ -374,10 +378,13 @@ struct Engine<I, T, F, Fut: Future> {
     stopped: bool,
     service_time: Option<f64>,
     started: Instant,
+    /// When the latest calls finished, oldest first, for the current rate.
+    recent: VecDeque<Instant>,
     _result: std::marker::PhantomData<fn() -> T>,
 }
 
-type Call<I, R> = std::pin::Pin<Box<dyn Future<Output = Finished<I, R>>>>;
+// `Send`, so that a bulk run can be spawned or awaited in a server's handler.
+type Call<I, R> = std::pin::Pin<Box<dyn Future<Output = Finished<I, R>> + Send>>;
 
 struct Finished<I, R> {
     index: usize,
@@ -388,10 +395,10 @@ struct Finished<I, R> {
 
 impl<I, T, F, Fut> Engine<I, T, F, Fut>
 where
-    I: Clone + 'static,
-    T: 'static,
+    I: Clone + Send + 'static,
+    T: Send + 'static,
     F: FnMut(Client, I) -> Fut,
-    Fut: Future<Output = Result<T, Error>> + 'static,
+    Fut: Future<Output = Result<T, Error>> + Send + 'static,
 {
     fn new(bulk: Bulk, total: Option<usize>, call: F) -> Self {
         Self {
@@ -407,6 +414,7 @@ where
             stopped: false,
             service_time: None,
             started: Instant::now(),
+            recent: VecDeque::with_capacity(RATE_WINDOW),
             _result: std::marker::PhantomData,
         }
     }
@@ -498,24 +506,47 @@ where
         }
     }
 
-    fn report_progress(&mut self) {
-        let Some(progress) = self.options.progress.as_mut() else {
-            return;
+    /// Calls finished per second over the latest [`RATE_WINDOW`] calls; over the whole
+    /// run until that many have finished.
+    fn current_rate(&self, now: Instant) -> f64 {
+        let (calls, since) = match self.recent.front() {
+            Some(first) if self.recent.len() == RATE_WINDOW => (RATE_WINDOW - 1, *first),
+            _ => (self.done, self.started),
         };
-        let elapsed = self.started.elapsed();
-        let rate = self.done as f64 / elapsed.as_secs_f64().max(1e-9);
+        let seconds = (now - since).as_secs_f64();
+        if seconds > 0.0 {
+            calls as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    fn report_progress(&mut self) {
+        if self.options.progress.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if self.recent.len() == RATE_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+
+        let rate = self.current_rate(now);
         let eta = self
             .total
             .filter(|_| rate > 0.0)
             .map(|total| Duration::from_secs_f64(total.saturating_sub(self.done) as f64 / rate));
-        progress(&Progress {
+        let report = Progress {
             done: self.done,
             failed: self.failed,
             total: self.total,
             in_flight: self.in_flight.len(),
             rate,
             eta,
-            elapsed,
-        });
+            elapsed: now - self.started,
+        };
+        if let Some(progress) = self.options.progress.as_mut() {
+            progress(&report);
+        }
     }
 }

@@ -473,9 +473,15 @@ impl Client {
                 ..response
             }));
         }
+        // The server's refusal names its quota when it sends a resource header
+        // (GitHub's `core`, `search`); otherwise the operation's first bucket spent.
+        let bucket = info.resource.clone().or_else(|| {
+            let policy = self.inner.policy.operation(operation);
+            policy.buckets.first().cloned()
+        });
         Err(Error::RateLimited(Box::new(RateLimited {
             operation: operation.to_owned(),
-            bucket: None,
+            bucket,
             retry_after: asked,
             attempts: attempt,
             status: Some(status),

@@ -112,7 +112,9 @@ impl Error {
 pub struct RateLimited {
     /// The operation.
     pub operation: String,
-    /// The bucket that refused, when the refusal was ours.
+    /// The bucket that refused: ours when the limiter refused; when the server did, the
+    /// quota its resource header named (`x-ratelimit-resource`), else the operation's
+    /// first bucket. `None` for an operation without buckets.
     pub bucket: Option<String>,
     /// When to try again.
     pub retry_after: Option<Duration>,

@@ -154,6 +154,9 @@ fn generate(args: &Generate) -> anyhow::Result<ExitCode> {
             out: out.clone(),
         }]
     };
+    // Every crate is rendered before any is written, so a bad spec or annotations file
+    // in one service leaves every service's output as it was.
+    let mut rendered = Vec::with_capacity(jobs.len());
     for job in jobs {
         let started = Instant::now();
         let mut builder = job
@@ -163,7 +166,11 @@ fn generate(args: &Generate) -> anyhow::Result<ExitCode> {
         if let Some(name) = &args.name {
             builder = builder.name(name);
         }
-        let generation = builder.generate_crate(&job.out)?;
+        let generation = builder.render_crate()?;
+        rendered.push((job, generation, started));
+    }
+    for (job, generation, started) in rendered {
+        polvo_gen::write::write_dir(&job.out, &generation.files)?;
         summarize(&job, &generation, started, args.verbose);
     }
     Ok(ExitCode::SUCCESS)
