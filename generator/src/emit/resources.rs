@@ -296,25 +296,22 @@ impl Group<'_> {
             return None;
         }
         let (args, _) = self.request(op, body, signature);
-        let (item, pattern) = match args.as_slice() {
+        // Inside the closure the arguments are fields of `item`, never bound to their own
+        // names, which could be `client` or `item` themselves.
+        let (item, fields): (TokenStream, Vec<TokenStream>) = match args.as_slice() {
             [] => return None,
-            [one] => {
-                let (owned, name) = (&one.owned, &one.name);
-                (owned.clone(), quote!(#name))
-            }
+            [one] => (one.owned.clone(), vec![quote!(item)]),
             many => {
                 let owned = many.iter().map(|a| &a.owned);
-                let names = many.iter().map(|a| &a.name);
-                (quote!((#(#owned),*)), quote!((#(#names),*)))
+                let fields = (0..many.len()).map(|i| {
+                    let i = proc_macro2::Literal::usize_unsuffixed(i);
+                    quote!(item.#i)
+                });
+                (quote!((#(#owned),*)), fields.collect())
             }
         };
-        let pass = args.iter().map(|a| {
-            let name = &a.name;
-            if a.by_ref {
-                quote!(&#name)
-            } else {
-                quote!(#name)
-            }
+        let pass = args.iter().zip(&fields).map(|(a, field)| {
+            if a.by_ref { quote!(&#field) } else { quote!(#field) }
         });
         let ret = signature.ret;
         let handle = ident(&self.handle);
@@ -346,7 +343,7 @@ impl Group<'_> {
                 items: impl IntoIterator<Item = #item>,
                 options: polvo_runtime::bulk::BulkOptions,
             ) -> polvo_runtime::bulk::BulkReport<#item, #ret> {
-                let call = |client: polvo_runtime::Client, #pattern: #item| async move {
+                let call = |client: polvo_runtime::Client, item: #item| async move {
                     #handle::new(&client).#method(#(#pass),*).await
                 };
                 self.client.bulk(#id).options(#options).run(items, call).await

@@ -101,14 +101,14 @@ impl<'a> Issues<'a> {
         super::super::types::Issue,
     > {
         let call = |client: polvo_runtime::Client,
-                    (owner, repo, body, params): (
+                    item: (
             String,
             String,
             super::super::types::IssueCreate,
             IssuesCreateParams,
         )| async move {
             Issues::new(&client)
-                .create(&owner, &repo, &body, &params)
+                .create(&item.0, &item.1, &item.2, &item.3)
                 .await
         };
         self.client
@@ -194,7 +194,7 @@ impl<'a> Issues<'a> {
         super::super::types::IssueComment,
     > {
         let call = |client: polvo_runtime::Client,
-                    (owner, repo, issue_number, body, params): (
+                    item: (
             String,
             String,
             i64,
@@ -202,7 +202,7 @@ impl<'a> Issues<'a> {
             IssuesCreateCommentParams,
         )| async move {
             Issues::new(&client)
-                .create_comment(&owner, &repo, issue_number, &body, &params)
+                .create_comment(&item.0, &item.1, item.2, &item.3, &item.4)
                 .await
         };
         self.client
@@ -265,11 +265,10 @@ impl<'a> Issues<'a> {
         (String, String, i64, IssuesGetParams),
         super::super::types::Issue,
     > {
-        let call = |
-            client: polvo_runtime::Client,
-            (owner, repo, issue_number, params): (String, String, i64, IssuesGetParams)|
-        async move {
-            Issues::new(&client).get(&owner, &repo, issue_number, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, String, i64, IssuesGetParams)| async move {
+            Issues::new(&client)
+                .get(&item.0, &item.1, item.2, &item.3)
+                .await
         };
         self.client
             .bulk("issues/get")
@@ -342,14 +341,9 @@ impl<'a> Issues<'a> {
         Vec<super::super::types::IssueComment>,
     > {
         let call = |client: polvo_runtime::Client,
-                    (owner, repo, issue_number, params): (
-            String,
-            String,
-            i64,
-            IssuesListCommentsParams,
-        )| async move {
+                    item: (String, String, i64, IssuesListCommentsParams)| async move {
             Issues::new(&client)
-                .list_comments(&owner, &repo, issue_number, &params)
+                .list_comments(&item.0, &item.1, item.2, &item.3)
                 .await
         };
         self.client
@@ -485,13 +479,12 @@ impl<'a> Issues<'a> {
         (String, String, IssuesListForRepoParams),
         Vec<super::super::types::Issue>,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (owner, repo, params): (String, String, IssuesListForRepoParams)| async move {
-                Issues::new(&client)
-                    .list_for_repo(&owner, &repo, &params)
-                    .await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, String, IssuesListForRepoParams)| async move {
+            Issues::new(&client)
+                .list_for_repo(&item.0, &item.1, &item.2)
+                .await
+        };
         self.client
             .bulk("issues/list-for-repo")
             .options(options)
@@ -632,7 +625,7 @@ impl<'a> Issues<'a> {
         super::super::types::Issue,
     > {
         let call = |client: polvo_runtime::Client,
-                    (owner, repo, issue_number, body, params): (
+                    item: (
             String,
             String,
             i64,
@@ -640,7 +633,7 @@ impl<'a> Issues<'a> {
             IssuesUpdateParams,
         )| async move {
             Issues::new(&client)
-                .update(&owner, &repo, issue_number, &body, &params)
+                .update(&item.0, &item.1, item.2, &item.3, &item.4)
                 .await
         };
         self.client

@@ -97,14 +97,14 @@ impl<'a> Pulls<'a> {
         super::super::types::PullRequest,
     > {
         let call = |client: polvo_runtime::Client,
-                    (owner, repo, body, params): (
+                    item: (
             String,
             String,
             super::super::types::PullRequestCreate,
             PullsCreateParams,
         )| async move {
             Pulls::new(&client)
-                .create(&owner, &repo, &body, &params)
+                .create(&item.0, &item.1, &item.2, &item.3)
                 .await
         };
         self.client
@@ -170,11 +170,10 @@ impl<'a> Pulls<'a> {
         (String, String, i64, PullsGetParams),
         super::super::types::PullRequest,
     > {
-        let call = |
-            client: polvo_runtime::Client,
-            (owner, repo, pull_number, params): (String, String, i64, PullsGetParams)|
-        async move {
-            Pulls::new(&client).get(&owner, &repo, pull_number, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, String, i64, PullsGetParams)| async move {
+            Pulls::new(&client)
+                .get(&item.0, &item.1, item.2, &item.3)
+                .await
         };
         self.client
             .bulk("pulls/get")
@@ -253,9 +252,8 @@ impl<'a> Pulls<'a> {
         (String, String, PullsListParams),
         Vec<super::super::types::PullRequest>,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (owner, repo, params): (String, String, PullsListParams)| async move {
-            Pulls::new(&client).list(&owner, &repo, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, String, PullsListParams)| async move {
+            Pulls::new(&client).list(&item.0, &item.1, &item.2).await
         };
         self.client
             .bulk("pulls/list")
@@ -378,7 +376,7 @@ impl<'a> Pulls<'a> {
         super::super::types::PullRequestMergeResult,
     > {
         let call = |client: polvo_runtime::Client,
-                    (owner, repo, pull_number, body, params): (
+                    item: (
             String,
             String,
             i64,
@@ -386,7 +384,7 @@ impl<'a> Pulls<'a> {
             PullsMergeParams,
         )| async move {
             Pulls::new(&client)
-                .merge(&owner, &repo, pull_number, &body, &params)
+                .merge(&item.0, &item.1, item.2, &item.3, &item.4)
                 .await
         };
         self.client

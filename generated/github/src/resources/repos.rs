@@ -88,12 +88,12 @@ impl<'a> Repos<'a> {
         super::super::types::FullRepository,
     > {
         let call = |client: polvo_runtime::Client,
-                    (body, params): (
+                    item: (
             super::super::types::RepoCreate,
             ReposCreateForAuthenticatedUserParams,
         )| async move {
             Repos::new(&client)
-                .create_for_authenticated_user(&body, &params)
+                .create_for_authenticated_user(&item.0, &item.1)
                 .await
         };
         self.client
@@ -167,13 +167,13 @@ impl<'a> Repos<'a> {
         super::super::types::FullRepository,
     > {
         let call = |client: polvo_runtime::Client,
-                    (org, body, params): (
+                    item: (
             String,
             super::super::types::OrgRepoCreate,
             ReposCreateInOrgParams,
         )| async move {
             Repos::new(&client)
-                .create_in_org(&org, &body, &params)
+                .create_in_org(&item.0, &item.1, &item.2)
                 .await
         };
         self.client
@@ -234,9 +234,8 @@ impl<'a> Repos<'a> {
         (String, String, ReposGetParams),
         super::super::types::FullRepository,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (owner, repo, params): (String, String, ReposGetParams)| async move {
-            Repos::new(&client).get(&owner, &repo, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, String, ReposGetParams)| async move {
+            Repos::new(&client).get(&item.0, &item.1, &item.2).await
         };
         self.client
             .bulk("repos/get")
@@ -306,9 +305,8 @@ impl<'a> Repos<'a> {
         (String, ReposListForOrgParams),
         Vec<super::super::types::Repository>,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (org, params): (String, ReposListForOrgParams)| async move {
-            Repos::new(&client).list_for_org(&org, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, ReposListForOrgParams)| async move {
+            Repos::new(&client).list_for_org(&item.0, &item.1).await
         };
         self.client
             .bulk("repos/list-for-org")
@@ -415,9 +413,8 @@ impl<'a> Repos<'a> {
         (String, ReposListForUserParams),
         Vec<super::super::types::Repository>,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (username, params): (String, ReposListForUserParams)| async move {
-            Repos::new(&client).list_for_user(&username, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, ReposListForUserParams)| async move {
+            Repos::new(&client).list_for_user(&item.0, &item.1).await
         };
         self.client
             .bulk("repos/list-for-user")

@@ -86,8 +86,8 @@ impl<'a> Search<'a> {
         (String, SearchCodeParams),
         super::super::types::CodeSearchResult,
     > {
-        let call = |client: polvo_runtime::Client, (q, params): (String, SearchCodeParams)| async move {
-            Search::new(&client).code(&q, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchCodeParams)| async move {
+            Search::new(&client).code(&item.0, &item.1).await
         };
         self.client
             .bulk("search/code")
@@ -189,9 +189,9 @@ impl<'a> Search<'a> {
         super::super::types::IssueSearchResult,
     > {
         let call = |client: polvo_runtime::Client,
-                    (q, params): (String, SearchIssuesAndPullRequestsParams)| async move {
+                    item: (String, SearchIssuesAndPullRequestsParams)| async move {
             Search::new(&client)
-                .issues_and_pull_requests(&q, &params)
+                .issues_and_pull_requests(&item.0, &item.1)
                 .await
         };
         self.client
@@ -295,8 +295,8 @@ impl<'a> Search<'a> {
         (String, SearchReposParams),
         super::super::types::RepoSearchResult,
     > {
-        let call = |client: polvo_runtime::Client, (q, params): (String, SearchReposParams)| async move {
-            Search::new(&client).repos(&q, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchReposParams)| async move {
+            Search::new(&client).repos(&item.0, &item.1).await
         };
         self.client
             .bulk("search/repos")

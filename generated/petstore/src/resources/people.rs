@@ -65,8 +65,8 @@ impl<'a> People<'a> {
         items: impl IntoIterator<Item = String>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<String, super::super::types::Owner> {
-        let call = |client: polvo_runtime::Client, owner_id: String| async move {
-            People::new(&client).get(&owner_id).await
+        let call = |client: polvo_runtime::Client, item: String| async move {
+            People::new(&client).get(&item).await
         };
         self.client
             .bulk("getOwner")

@@ -65,8 +65,8 @@ impl<'a> Pets<'a> {
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<super::super::types::NewPet, super::super::types::Pet>
     {
-        let call = |client: polvo_runtime::Client, body: super::super::types::NewPet| async move {
-            Pets::new(&client).create(&body).await
+        let call = |client: polvo_runtime::Client, item: super::super::types::NewPet| async move {
+            Pets::new(&client).create(&item).await
         };
         self.client
             .bulk("createPet")
@@ -114,8 +114,8 @@ impl<'a> Pets<'a> {
         items: impl IntoIterator<Item = (i64, DeletePetParams)>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<(i64, DeletePetParams), polvo_runtime::Response> {
-        let call = |client: polvo_runtime::Client, (pet_id, params): (i64, DeletePetParams)| async move {
-            Pets::new(&client).delete(pet_id, &params).await
+        let call = |client: polvo_runtime::Client, item: (i64, DeletePetParams)| async move {
+            Pets::new(&client).delete(item.0, &item.1).await
         };
         self.client
             .bulk("deletePet")
@@ -156,8 +156,8 @@ impl<'a> Pets<'a> {
         items: impl IntoIterator<Item = i64>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<i64, super::super::types::Pet> {
-        let call = |client: polvo_runtime::Client, pet_id: i64| async move {
-            Pets::new(&client).get(pet_id).await
+        let call = |client: polvo_runtime::Client, item: i64| async move {
+            Pets::new(&client).get(item).await
         };
         self.client
             .bulk("getPet")
@@ -224,8 +224,8 @@ impl<'a> Pets<'a> {
         items: impl IntoIterator<Item = ListPetsParams>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<ListPetsParams, ListPetsResponses> {
-        let call = |client: polvo_runtime::Client, params: ListPetsParams| async move {
-            Pets::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListPetsParams| async move {
+            Pets::new(&client).list(&item).await
         };
         self.client
             .bulk("listPets")
@@ -301,8 +301,8 @@ impl<'a> Pets<'a> {
         items: impl IntoIterator<Item = i64>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<i64, polvo_runtime::Bytes> {
-        let call = |client: polvo_runtime::Client, pet_id: i64| async move {
-            Pets::new(&client).photo(pet_id).await
+        let call = |client: polvo_runtime::Client, item: i64| async move {
+            Pets::new(&client).photo(item).await
         };
         self.client
             .bulk("getPetPhoto")
@@ -356,9 +356,8 @@ impl<'a> Pets<'a> {
         (i64, super::super::types::PetUpdate),
         super::super::types::Pet,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (pet_id, body): (i64, super::super::types::PetUpdate)| async move {
-            Pets::new(&client).update(pet_id, &body).await
+        let call = |client: polvo_runtime::Client, item: (i64, super::super::types::PetUpdate)| async move {
+            Pets::new(&client).update(item.0, &item.1).await
         };
         self.client
             .bulk("updatePet")
@@ -412,9 +411,8 @@ impl<'a> Pets<'a> {
         (i64, super::super::types::PetUpdate),
         super::super::types::Pet,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (pet_id, body): (i64, super::super::types::PetUpdate)| async move {
-            Pets::new(&client).update_form(pet_id, &body).await
+        let call = |client: polvo_runtime::Client, item: (i64, super::super::types::PetUpdate)| async move {
+            Pets::new(&client).update_form(item.0, &item.1).await
         };
         self.client
             .bulk("updatePet")
@@ -467,9 +465,8 @@ impl<'a> Pets<'a> {
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<(i64, UploadPetPhotoMultipart), super::super::types::Photo>
     {
-        let call = |client: polvo_runtime::Client,
-                    (pet_id, body): (i64, UploadPetPhotoMultipart)| async move {
-            Pets::new(&client).upload_photo(pet_id, body).await
+        let call = |client: polvo_runtime::Client, item: (i64, UploadPetPhotoMultipart)| async move {
+            Pets::new(&client).upload_photo(item.0, item.1).await
         };
         self.client
             .bulk("uploadPetPhoto")

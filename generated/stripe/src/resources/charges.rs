@@ -77,11 +77,10 @@ impl<'a> Charges<'a> {
         (String, super::super::types::ChargeCaptureParams),
         super::super::types::Charge,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (charge, body): (String, super::super::types::ChargeCaptureParams)| async move {
-                Charges::new(&client).capture(&charge, &body).await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, super::super::types::ChargeCaptureParams)| async move {
+            Charges::new(&client).capture(&item.0, &item.1).await
+        };
         self.client
             .bulk("CaptureCharge")
             .options(options)
@@ -130,8 +129,8 @@ impl<'a> Charges<'a> {
         super::super::types::Charge,
     > {
         let call = |client: polvo_runtime::Client,
-                    body: super::super::types::ChargeCreateParams| async move {
-            Charges::new(&client).create(&body).await
+                    item: super::super::types::ChargeCreateParams| async move {
+            Charges::new(&client).create(&item).await
         };
         self.client
             .bulk("CreateCharge")
@@ -213,8 +212,8 @@ impl<'a> Charges<'a> {
         items: impl IntoIterator<Item = ListChargesParams>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<ListChargesParams, super::super::types::ChargeList> {
-        let call = |client: polvo_runtime::Client, params: ListChargesParams| async move {
-            Charges::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListChargesParams| async move {
+            Charges::new(&client).list(&item).await
         };
         self.client
             .bulk("ListCharges")
@@ -318,9 +317,8 @@ impl<'a> Charges<'a> {
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<(String, RetrieveChargeParams), super::super::types::Charge>
     {
-        let call = |client: polvo_runtime::Client,
-                    (charge, params): (String, RetrieveChargeParams)| async move {
-            Charges::new(&client).retrieve(&charge, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, RetrieveChargeParams)| async move {
+            Charges::new(&client).retrieve(&item.0, &item.1).await
         };
         self.client
             .bulk("RetrieveCharge")
@@ -379,9 +377,8 @@ impl<'a> Charges<'a> {
         (String, SearchChargesParams),
         super::super::types::ChargeSearchResult,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (query, params): (String, SearchChargesParams)| async move {
-            Charges::new(&client).search(&query, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchChargesParams)| async move {
+            Charges::new(&client).search(&item.0, &item.1).await
         };
         self.client
             .bulk("SearchCharges")
@@ -466,11 +463,10 @@ impl<'a> Charges<'a> {
         (String, super::super::types::ChargeUpdateParams),
         super::super::types::Charge,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (charge, body): (String, super::super::types::ChargeUpdateParams)| async move {
-                Charges::new(&client).update(&charge, &body).await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, super::super::types::ChargeUpdateParams)| async move {
+            Charges::new(&client).update(&item.0, &item.1).await
+        };
         self.client
             .bulk("UpdateCharge")
             .options(options)

@@ -70,8 +70,8 @@ impl<'a> Customers<'a> {
         super::super::types::Customer,
     > {
         let call = |client: polvo_runtime::Client,
-                    body: super::super::types::CustomerCreateParams| async move {
-            Customers::new(&client).create(&body).await
+                    item: super::super::types::CustomerCreateParams| async move {
+            Customers::new(&client).create(&item).await
         };
         self.client
             .bulk("CreateCustomer")
@@ -120,8 +120,8 @@ impl<'a> Customers<'a> {
         items: impl IntoIterator<Item = String>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<String, super::super::types::DeletedCustomer> {
-        let call = |client: polvo_runtime::Client, customer: String| async move {
-            Customers::new(&client).delete(&customer).await
+        let call = |client: polvo_runtime::Client, item: String| async move {
+            Customers::new(&client).delete(&item).await
         };
         self.client
             .bulk("DeleteCustomer")
@@ -193,8 +193,8 @@ impl<'a> Customers<'a> {
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<ListCustomersParams, super::super::types::CustomerList>
     {
-        let call = |client: polvo_runtime::Client, params: ListCustomersParams| async move {
-            Customers::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListCustomersParams| async move {
+            Customers::new(&client).list(&item).await
         };
         self.client
             .bulk("ListCustomers")
@@ -289,9 +289,8 @@ impl<'a> Customers<'a> {
         (String, RetrieveCustomerParams),
         super::super::types::Customer,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (customer, params): (String, RetrieveCustomerParams)| async move {
-            Customers::new(&client).retrieve(&customer, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, RetrieveCustomerParams)| async move {
+            Customers::new(&client).retrieve(&item.0, &item.1).await
         };
         self.client
             .bulk("RetrieveCustomer")
@@ -350,9 +349,8 @@ impl<'a> Customers<'a> {
         (String, SearchCustomersParams),
         super::super::types::CustomerSearchResult,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (query, params): (String, SearchCustomersParams)| async move {
-            Customers::new(&client).search(&query, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchCustomersParams)| async move {
+            Customers::new(&client).search(&item.0, &item.1).await
         };
         self.client
             .bulk("SearchCustomers")
@@ -439,11 +437,10 @@ impl<'a> Customers<'a> {
         (String, super::super::types::CustomerUpdateParams),
         super::super::types::Customer,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (customer, body): (String, super::super::types::CustomerUpdateParams)| async move {
-                Customers::new(&client).update(&customer, &body).await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, super::super::types::CustomerUpdateParams)| async move {
+            Customers::new(&client).update(&item.0, &item.1).await
+        };
         self.client
             .bulk("UpdateCustomer")
             .options(options)

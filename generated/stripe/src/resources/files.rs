@@ -85,8 +85,8 @@ impl<'a> Files<'a> {
         items: impl IntoIterator<Item = ListFilesParams>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<ListFilesParams, super::super::types::FileList> {
-        let call = |client: polvo_runtime::Client, params: ListFilesParams| async move {
-            Files::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListFilesParams| async move {
+            Files::new(&client).list(&item).await
         };
         self.client
             .bulk("ListFiles")
@@ -178,8 +178,8 @@ impl<'a> Files<'a> {
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<(String, RetrieveFileParams), super::super::types::File>
     {
-        let call = |client: polvo_runtime::Client, (file, params): (String, RetrieveFileParams)| async move {
-            Files::new(&client).retrieve(&file, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, RetrieveFileParams)| async move {
+            Files::new(&client).retrieve(&item.0, &item.1).await
         };
         self.client
             .bulk("RetrieveFile")

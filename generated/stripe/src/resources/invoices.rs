@@ -72,8 +72,8 @@ impl<'a> Invoices<'a> {
         super::super::types::Invoice,
     > {
         let call = |client: polvo_runtime::Client,
-                    body: super::super::types::InvoiceCreateParams| async move {
-            Invoices::new(&client).create(&body).await
+                    item: super::super::types::InvoiceCreateParams| async move {
+            Invoices::new(&client).create(&item).await
         };
         self.client
             .bulk("CreateInvoice")
@@ -131,11 +131,10 @@ impl<'a> Invoices<'a> {
         (String, super::super::types::InvoiceFinalizeParams),
         super::super::types::Invoice,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (invoice, body): (String, super::super::types::InvoiceFinalizeParams)| async move {
-                Invoices::new(&client).finalize(&invoice, &body).await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, super::super::types::InvoiceFinalizeParams)| async move {
+            Invoices::new(&client).finalize(&item.0, &item.1).await
+        };
         self.client
             .bulk("FinalizeInvoice")
             .options(options)
@@ -224,8 +223,8 @@ impl<'a> Invoices<'a> {
         items: impl IntoIterator<Item = ListInvoicesParams>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<ListInvoicesParams, super::super::types::InvoiceList> {
-        let call = |client: polvo_runtime::Client, params: ListInvoicesParams| async move {
-            Invoices::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListInvoicesParams| async move {
+            Invoices::new(&client).list(&item).await
         };
         self.client
             .bulk("ListInvoices")
@@ -342,11 +341,10 @@ impl<'a> Invoices<'a> {
         (String, super::super::types::InvoicePayParams),
         super::super::types::Invoice,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (invoice, body): (String, super::super::types::InvoicePayParams)| async move {
-                Invoices::new(&client).pay(&invoice, &body).await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, super::super::types::InvoicePayParams)| async move {
+            Invoices::new(&client).pay(&item.0, &item.1).await
+        };
         self.client
             .bulk("PayInvoice")
             .options(options)
@@ -398,9 +396,8 @@ impl<'a> Invoices<'a> {
         (String, RetrieveInvoiceParams),
         super::super::types::Invoice,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (invoice, params): (String, RetrieveInvoiceParams)| async move {
-            Invoices::new(&client).retrieve(&invoice, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, RetrieveInvoiceParams)| async move {
+            Invoices::new(&client).retrieve(&item.0, &item.1).await
         };
         self.client
             .bulk("RetrieveInvoice")
@@ -459,9 +456,8 @@ impl<'a> Invoices<'a> {
         (String, SearchInvoicesParams),
         super::super::types::InvoiceSearchResult,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (query, params): (String, SearchInvoicesParams)| async move {
-            Invoices::new(&client).search(&query, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchInvoicesParams)| async move {
+            Invoices::new(&client).search(&item.0, &item.1).await
         };
         self.client
             .bulk("SearchInvoices")
@@ -548,11 +544,10 @@ impl<'a> Invoices<'a> {
         (String, super::super::types::InvoiceUpdateParams),
         super::super::types::Invoice,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (invoice, body): (String, super::super::types::InvoiceUpdateParams)| async move {
-                Invoices::new(&client).update(&invoice, &body).await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, super::super::types::InvoiceUpdateParams)| async move {
+            Invoices::new(&client).update(&item.0, &item.1).await
+        };
         self.client
             .bulk("UpdateInvoice")
             .options(options)

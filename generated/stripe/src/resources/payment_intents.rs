@@ -77,8 +77,8 @@ impl<'a> PaymentIntents<'a> {
     > {
         let call =
             |client: polvo_runtime::Client,
-             (intent, body): (String, super::super::types::PaymentIntentCancelParams)| async move {
-                PaymentIntents::new(&client).cancel(&intent, &body).await
+             item: (String, super::super::types::PaymentIntentCancelParams)| async move {
+                PaymentIntents::new(&client).cancel(&item.0, &item.1).await
             };
         self.client
             .bulk("CancelPaymentIntent")
@@ -136,10 +136,11 @@ impl<'a> PaymentIntents<'a> {
         (String, super::super::types::PaymentIntentConfirmParams),
         super::super::types::PaymentIntent,
     > {
-        let call = |
-            client: polvo_runtime::Client,
-            (intent, body): (String, super::super::types::PaymentIntentConfirmParams)|
-        async move { PaymentIntents::new(&client).confirm(&intent, &body).await };
+        let call =
+            |client: polvo_runtime::Client,
+             item: (String, super::super::types::PaymentIntentConfirmParams)| async move {
+                PaymentIntents::new(&client).confirm(&item.0, &item.1).await
+            };
         self.client
             .bulk("ConfirmPaymentIntent")
             .options(options)
@@ -189,8 +190,8 @@ impl<'a> PaymentIntents<'a> {
         super::super::types::PaymentIntent,
     > {
         let call = |client: polvo_runtime::Client,
-                    body: super::super::types::PaymentIntentCreateParams| async move {
-            PaymentIntents::new(&client).create(&body).await
+                    item: super::super::types::PaymentIntentCreateParams| async move {
+            PaymentIntents::new(&client).create(&item).await
         };
         self.client
             .bulk("CreatePaymentIntent")
@@ -266,8 +267,8 @@ impl<'a> PaymentIntents<'a> {
         ListPaymentIntentsParams,
         super::super::types::PaymentIntentList,
     > {
-        let call = |client: polvo_runtime::Client, params: ListPaymentIntentsParams| async move {
-            PaymentIntents::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListPaymentIntentsParams| async move {
+            PaymentIntents::new(&client).list(&item).await
         };
         self.client
             .bulk("ListPaymentIntents")
@@ -372,10 +373,9 @@ impl<'a> PaymentIntents<'a> {
         (String, RetrievePaymentIntentParams),
         super::super::types::PaymentIntent,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (intent, params): (String, RetrievePaymentIntentParams)| async move {
+        let call = |client: polvo_runtime::Client, item: (String, RetrievePaymentIntentParams)| async move {
             PaymentIntents::new(&client)
-                .retrieve(&intent, &params)
+                .retrieve(&item.0, &item.1)
                 .await
         };
         self.client
@@ -435,9 +435,8 @@ impl<'a> PaymentIntents<'a> {
         (String, SearchPaymentIntentsParams),
         super::super::types::PaymentIntentSearchResult,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (query, params): (String, SearchPaymentIntentsParams)| async move {
-            PaymentIntents::new(&client).search(&query, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchPaymentIntentsParams)| async move {
+            PaymentIntents::new(&client).search(&item.0, &item.1).await
         };
         self.client
             .bulk("SearchPaymentIntents")
@@ -524,8 +523,8 @@ impl<'a> PaymentIntents<'a> {
     > {
         let call =
             |client: polvo_runtime::Client,
-             (intent, body): (String, super::super::types::PaymentIntentUpdateParams)| async move {
-                PaymentIntents::new(&client).update(&intent, &body).await
+             item: (String, super::super::types::PaymentIntentUpdateParams)| async move {
+                PaymentIntents::new(&client).update(&item.0, &item.1).await
             };
         self.client
             .bulk("UpdatePaymentIntent")

@@ -66,8 +66,8 @@ impl<'a> Prices<'a> {
         super::super::types::PriceCreateParams,
         super::super::types::Price,
     > {
-        let call = |client: polvo_runtime::Client, body: super::super::types::PriceCreateParams| async move {
-            Prices::new(&client).create(&body).await
+        let call = |client: polvo_runtime::Client, item: super::super::types::PriceCreateParams| async move {
+            Prices::new(&client).create(&item).await
         };
         self.client
             .bulk("CreatePrice")
@@ -149,8 +149,8 @@ impl<'a> Prices<'a> {
         items: impl IntoIterator<Item = ListPricesParams>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<ListPricesParams, super::super::types::PriceList> {
-        let call = |client: polvo_runtime::Client, params: ListPricesParams| async move {
-            Prices::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListPricesParams| async move {
+            Prices::new(&client).list(&item).await
         };
         self.client
             .bulk("ListPrices")
@@ -252,9 +252,8 @@ impl<'a> Prices<'a> {
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<(String, RetrievePriceParams), super::super::types::Price>
     {
-        let call = |client: polvo_runtime::Client,
-                    (price, params): (String, RetrievePriceParams)| async move {
-            Prices::new(&client).retrieve(&price, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, RetrievePriceParams)| async move {
+            Prices::new(&client).retrieve(&item.0, &item.1).await
         };
         self.client
             .bulk("RetrievePrice")
@@ -313,9 +312,8 @@ impl<'a> Prices<'a> {
         (String, SearchPricesParams),
         super::super::types::PriceSearchResult,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (query, params): (String, SearchPricesParams)| async move {
-            Prices::new(&client).search(&query, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchPricesParams)| async move {
+            Prices::new(&client).search(&item.0, &item.1).await
         };
         self.client
             .bulk("SearchPrices")
@@ -402,11 +400,10 @@ impl<'a> Prices<'a> {
         (String, super::super::types::PriceUpdateParams),
         super::super::types::Price,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (price, body): (String, super::super::types::PriceUpdateParams)| async move {
-                Prices::new(&client).update(&price, &body).await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, super::super::types::PriceUpdateParams)| async move {
+            Prices::new(&client).update(&item.0, &item.1).await
+        };
         self.client
             .bulk("UpdatePrice")
             .options(options)

@@ -70,8 +70,8 @@ impl<'a> Products<'a> {
         super::super::types::Product,
     > {
         let call = |client: polvo_runtime::Client,
-                    body: super::super::types::ProductCreateParams| async move {
-            Products::new(&client).create(&body).await
+                    item: super::super::types::ProductCreateParams| async move {
+            Products::new(&client).create(&item).await
         };
         self.client
             .bulk("CreateProduct")
@@ -120,8 +120,8 @@ impl<'a> Products<'a> {
         items: impl IntoIterator<Item = String>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<String, super::super::types::DeletedProduct> {
-        let call = |client: polvo_runtime::Client, id: String| async move {
-            Products::new(&client).delete(&id).await
+        let call = |client: polvo_runtime::Client, item: String| async move {
+            Products::new(&client).delete(&item).await
         };
         self.client
             .bulk("DeleteProduct")
@@ -195,8 +195,8 @@ impl<'a> Products<'a> {
         items: impl IntoIterator<Item = ListProductsParams>,
         options: polvo_runtime::bulk::BulkOptions,
     ) -> polvo_runtime::bulk::BulkReport<ListProductsParams, super::super::types::ProductList> {
-        let call = |client: polvo_runtime::Client, params: ListProductsParams| async move {
-            Products::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListProductsParams| async move {
+            Products::new(&client).list(&item).await
         };
         self.client
             .bulk("ListProducts")
@@ -294,9 +294,8 @@ impl<'a> Products<'a> {
         (String, RetrieveProductParams),
         super::super::types::Product,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (id, params): (String, RetrieveProductParams)| async move {
-            Products::new(&client).retrieve(&id, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, RetrieveProductParams)| async move {
+            Products::new(&client).retrieve(&item.0, &item.1).await
         };
         self.client
             .bulk("RetrieveProduct")
@@ -355,9 +354,8 @@ impl<'a> Products<'a> {
         (String, SearchProductsParams),
         super::super::types::ProductSearchResult,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (query, params): (String, SearchProductsParams)| async move {
-            Products::new(&client).search(&query, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchProductsParams)| async move {
+            Products::new(&client).search(&item.0, &item.1).await
         };
         self.client
             .bulk("SearchProducts")
@@ -442,11 +440,10 @@ impl<'a> Products<'a> {
         (String, super::super::types::ProductUpdateParams),
         super::super::types::Product,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (id, body): (String, super::super::types::ProductUpdateParams)| async move {
-                Products::new(&client).update(&id, &body).await
-            };
+        let call = |client: polvo_runtime::Client,
+                    item: (String, super::super::types::ProductUpdateParams)| async move {
+            Products::new(&client).update(&item.0, &item.1).await
+        };
         self.client
             .bulk("UpdateProduct")
             .options(options)

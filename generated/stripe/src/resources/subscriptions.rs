@@ -77,15 +77,11 @@ impl<'a> Subscriptions<'a> {
         (String, super::super::types::SubscriptionCancelParams),
         super::super::types::Subscription,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (subscription_exposed_id, body): (
-            String,
-            super::super::types::SubscriptionCancelParams,
-        )| async move {
-            Subscriptions::new(&client)
-                .cancel(&subscription_exposed_id, &body)
-                .await
-        };
+        let call =
+            |client: polvo_runtime::Client,
+             item: (String, super::super::types::SubscriptionCancelParams)| async move {
+                Subscriptions::new(&client).cancel(&item.0, &item.1).await
+            };
         self.client
             .bulk("CancelSubscription")
             .options(options)
@@ -137,8 +133,8 @@ impl<'a> Subscriptions<'a> {
         super::super::types::Subscription,
     > {
         let call = |client: polvo_runtime::Client,
-                    body: super::super::types::SubscriptionCreateParams| async move {
-            Subscriptions::new(&client).create(&body).await
+                    item: super::super::types::SubscriptionCreateParams| async move {
+            Subscriptions::new(&client).create(&item).await
         };
         self.client
             .bulk("CreateSubscription")
@@ -220,8 +216,8 @@ impl<'a> Subscriptions<'a> {
         ListSubscriptionsParams,
         super::super::types::SubscriptionList,
     > {
-        let call = |client: polvo_runtime::Client, params: ListSubscriptionsParams| async move {
-            Subscriptions::new(&client).list(&params).await
+        let call = |client: polvo_runtime::Client, item: ListSubscriptionsParams| async move {
+            Subscriptions::new(&client).list(&item).await
         };
         self.client
             .bulk("ListSubscriptions")
@@ -322,13 +318,9 @@ impl<'a> Subscriptions<'a> {
         (String, RetrieveSubscriptionParams),
         super::super::types::Subscription,
     > {
-        let call =
-            |client: polvo_runtime::Client,
-             (subscription_exposed_id, params): (String, RetrieveSubscriptionParams)| async move {
-                Subscriptions::new(&client)
-                    .retrieve(&subscription_exposed_id, &params)
-                    .await
-            };
+        let call = |client: polvo_runtime::Client, item: (String, RetrieveSubscriptionParams)| async move {
+            Subscriptions::new(&client).retrieve(&item.0, &item.1).await
+        };
         self.client
             .bulk("RetrieveSubscription")
             .options(options)
@@ -386,9 +378,8 @@ impl<'a> Subscriptions<'a> {
         (String, SearchSubscriptionsParams),
         super::super::types::SubscriptionSearchResult,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (query, params): (String, SearchSubscriptionsParams)| async move {
-            Subscriptions::new(&client).search(&query, &params).await
+        let call = |client: polvo_runtime::Client, item: (String, SearchSubscriptionsParams)| async move {
+            Subscriptions::new(&client).search(&item.0, &item.1).await
         };
         self.client
             .bulk("SearchSubscriptions")
@@ -475,15 +466,11 @@ impl<'a> Subscriptions<'a> {
         (String, super::super::types::SubscriptionUpdateParams),
         super::super::types::Subscription,
     > {
-        let call = |client: polvo_runtime::Client,
-                    (subscription_exposed_id, body): (
-            String,
-            super::super::types::SubscriptionUpdateParams,
-        )| async move {
-            Subscriptions::new(&client)
-                .update(&subscription_exposed_id, &body)
-                .await
-        };
+        let call =
+            |client: polvo_runtime::Client,
+             item: (String, super::super::types::SubscriptionUpdateParams)| async move {
+                Subscriptions::new(&client).update(&item.0, &item.1).await
+            };
         self.client
             .bulk("UpdateSubscription")
             .options(options)
