@@ -25,7 +25,11 @@ step "Prism for the contract tests (installed into target/prism when missing)"
 scripts/prism.sh
 
 step "cargo test (workspace, doc tests included)"
-cargo test --workspace
+# The multi-process shared-quota test runs on its own below, with its figures shown.
+cargo test --workspace -- --skip four_processes_share_one_quota_exactly
+
+step "four processes share one quota on Redis (figures printed)"
+cargo test -p polvo-tests --test shared_quota -- --nocapture
 
 step "generated clients are fresh (polvo-gen check)"
 cargo run -q -p polvo-gen -- check
