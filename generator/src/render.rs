@@ -243,7 +243,14 @@ fn cargo_toml(api: &Api, options: &RenderOptions) -> String {
          [dependencies]\n\
          polvo-runtime = {runtime}\n\
          serde = {{ version = \"1\", features = [\"derive\"] }}\n\
-         serde_json = \"1\"\n",
+         serde_json = \"1\"\n\
+         \n\
+         [features]\n\
+         # Usage counters through the `metrics` facade.\n\
+         metrics = [\"polvo-runtime/metrics\"]\n\
+         # Quota shared between processes on Redis: \
+         `.configure(|b| b.shared_quota(url))`.\n\
+         redis = [\"polvo-runtime/redis\"]\n",
         label = options.spec_label,
         name = toml_string(&api.service.crate_name),
         description = toml_string(&description),
