@@ -311,7 +311,11 @@ impl Group<'_> {
             }
         };
         let pass = args.iter().zip(&fields).map(|(a, field)| {
-            if a.by_ref { quote!(&#field) } else { quote!(#field) }
+            if a.by_ref {
+                quote!(&#field)
+            } else {
+                quote!(#field)
+            }
         });
         let ret = signature.ret;
         let handle = ident(&self.handle);
