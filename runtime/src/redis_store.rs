@@ -13,6 +13,13 @@
 //! hash tag: all buckets of one service and credential share a slot, so one script may
 //! touch them all. A key expires once idle for its longest period plus a minute.
 //!
+//! The store talks to one server ([`RedisStore::builder`]) or to a Redis Cluster
+//! ([`RedisStore::cluster_builder`]) with the same script call: the cluster connection
+//! sends each `EVALSHA` to the node serving its keys' slot and loads the script on every
+//! node when one does not know it. Different credentials and services hash to different
+//! slots, so a fleet's quotas spread over the cluster while each reservation stays on one
+//! node.
+//!
 //! When Redis fails or answers slower than the call timeout, the store follows its
 //! [`OnFailure`] policy, and skips Redis for a back-off before trying it again, so a dead
 //! server costs one timeout per back-off rather than one per request, and recovery needs no
@@ -29,8 +36,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::IntoConnectionInfo;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{IntoConnectionInfo, RedisResult, ScriptInvocation};
 use tokio::sync::OnceCell;
 
 use crate::client::Auth;
@@ -88,8 +97,7 @@ pub enum OnFailure {
 /// # }
 /// ```
 pub struct RedisStore {
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    backend: Backend,
     script: redis::Script,
     credential: String,
     on_failure: OnFailure,
@@ -101,10 +109,11 @@ pub struct RedisStore {
     failures: AtomicU64,
 }
 
-/// Builds a [`RedisStore`]; see [`RedisStore::builder`].
+/// Builds a [`RedisStore`]; see [`RedisStore::builder`] and
+/// [`RedisStore::cluster_builder`].
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    target: Target,
     credential: String,
     on_failure: OnFailure,
     timeout: Duration,
@@ -117,13 +126,53 @@ impl RedisStore {
     /// Defaults: credential `anonymous`, [`OnFailure::Fail`], a 250 ms call timeout and
     /// a 1 s back-off after a failure.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.into(),
-            credential: "anonymous".to_owned(),
-            on_failure: OnFailure::Fail,
-            timeout: Duration::from_millis(250),
-            backoff: Duration::from_secs(1),
-        }
+        RedisStoreBuilder::new(Target::Node(url.into()))
+    }
+
+    /// Starts a store on the Redis Cluster that `nodes` belong to, each a URL as for
+    /// [`RedisStore::builder`], all with the same password, username and database. One
+    /// reachable node is enough to find the others; naming a few lets the store start
+    /// while one of them is down.
+    ///
+    /// Defaults as for [`RedisStore::builder`]. The call timeout covers a whole call,
+    /// redirections included.
+    ///
+    /// Redis Cluster runs a script only on keys of one slot, so every bucket of one
+    /// reservation must belong to one service, as a [`Client`](crate::Client)'s always
+    /// do; a [`QuotaStore`] call that mixes services fails with a cross-slot error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use polvo_runtime::{Client, OnFailure, Policy, RedisStore};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let nodes = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"];
+    /// let store = RedisStore::cluster_builder(nodes)
+    ///     .credential("my-api-token")
+    ///     .on_failure(OnFailure::Local { share: 0.25 })
+    ///     .build()?;
+    /// let client = Client::builder("example", Policy::default())
+    ///     .base_url("https://api.example.com")
+    ///     .rate_limit(20)
+    ///     .store(Arc::new(store))
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster_builder<I>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let nodes = nodes.into_iter().map(Into::into).collect();
+        RedisStoreBuilder::new(Target::Cluster(nodes))
+    }
+
+    /// Whether the store runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster { .. })
     }
 
     /// Calls not answered by Redis: answered locally, or failed, by the policy.
@@ -174,10 +223,8 @@ impl RedisStore {
         Err(Failure::Error(failure))
     }
 
-    /// One script call, tried twice when the connection was lost: the first try after a
-    /// restart only learns that the old connection is gone.
-    async fn eval(&self, op: &str, keys: &[String], args: &[i64]) -> redis::RedisResult<Vec<i64>> {
-        let mut connection = self.connection().await?;
+    /// One script call, on whichever backend the store has.
+    async fn eval(&self, op: &str, keys: &[String], args: &[i64]) -> RedisResult<Vec<i64>> {
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(op);
         for key in keys {
@@ -186,25 +233,32 @@ impl RedisStore {
         for arg in args {
             invocation.arg(*arg);
         }
-        match invocation.invoke_async(&mut connection).await {
-            Err(error) if error.is_io_error() || error.is_unrecoverable_error() => {
-                invocation.invoke_async(&mut connection).await
+        match &self.backend {
+            Backend::Node { client, connection } => {
+                let config = self.manager_config();
+                let connect =
+                    || async { ConnectionManager::new_lazy_with_config(client.clone(), config) };
+                let mut connection = connection.get_or_try_init(connect).await?.clone();
+                invoke(&invocation, &mut connection).await
             }
-            other => other,
+            Backend::Cluster { client, connection } => {
+                // Unlike the manager, a cluster connection must reach a node to exist; a
+                // failure leaves the cell empty, so the first call after the back-off
+                // tries again.
+                let connect = || client.get_async_connection();
+                let mut connection = connection.get_or_try_init(connect).await?.clone();
+                invoke(&invocation, &mut connection).await
+            }
         }
     }
 
-    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
-        let connect = || async {
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(self.timeout))
-                .set_response_timeout(Some(self.timeout))
-                .set_number_of_retries(1)
-                .set_min_delay(Duration::from_millis(20))
-                .set_max_delay(self.backoff);
-            ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-        };
-        self.connection.get_or_try_init(connect).await.cloned()
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(self.backoff)
     }
 
     fn failed(&self, op: &'static str, error: &str) {
@@ -348,6 +402,16 @@ impl RedisStore {
 }
 
 impl RedisStoreBuilder {
+    fn new(target: Target) -> Self {
+        Self {
+            target,
+            credential: "anonymous".to_owned(),
+            on_failure: OnFailure::Fail,
+            timeout: Duration::from_millis(250),
+            backoff: Duration::from_secs(1),
+        }
+    }
+
     /// The credential the quota belongs to (its hash names the keys; default
     /// `anonymous`). Clients of the same API key share one quota.
     pub fn credential(mut self, credential: &str) -> Self {
@@ -378,7 +442,8 @@ impl RedisStoreBuilder {
     /// # Errors
     ///
     /// [`ConfigError::Client`] for a URL that is not a Redis URL, a share outside
-    /// `(0, 1]`, or a zero timeout.
+    /// `(0, 1]`, or a zero timeout; for a cluster, also for an empty list of nodes or
+    /// nodes whose passwords, usernames or databases differ.
     pub fn build(self) -> Result<RedisStore, ConfigError> {
         let invalid = |message: String| Err(ConfigError::Client(message));
         if let OnFailure::Local { share } = self.on_failure
@@ -391,29 +456,15 @@ impl RedisStoreBuilder {
         if self.timeout.is_zero() {
             return invalid("shared quota: the redis call timeout is 0".to_owned());
         }
-        // Reservations are small writes that several tasks pipeline on one connection:
-        // with Nagle's algorithm on, one can sit behind another's unacknowledged segment
-        // for a delayed-ACK period (about 40 ms on Linux), long enough to send requests
-        // late in a bunch and cost 429s later on.
-        let opened = self.url.as_str().into_connection_info().and_then(|info| {
-            let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
-            redis::Client::open(info.set_tcp_settings(tcp))
-        });
-        let client = match opened {
-            Ok(client) => client,
-            Err(error) => {
-                let url = redacted(&self.url);
-                return invalid(format!(
-                    "shared quota: redis url `{url}` is invalid: {error}"
-                ));
-            }
+        let backend = match &self.target {
+            Target::Node(url) => open_node(url)?,
+            Target::Cluster(nodes) => open_cluster(nodes, self.timeout)?,
         };
         let digest = sha1_smol::Sha1::from(self.credential.as_bytes())
             .digest()
             .to_string();
         Ok(RedisStore {
-            client,
-            connection: OnceCell::new(),
+            backend,
             script: redis::Script::new(SCRIPT),
             credential: digest[..16].to_owned(),
             on_failure: self.on_failure,
@@ -431,6 +482,7 @@ impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The client is left out: its connection info holds the password.
         f.debug_struct("RedisStore")
+            .field("cluster", &self.is_cluster())
             .field("credential_hash", &self.credential)
             .field("on_failure", &self.on_failure)
             .field("timeout", &self.timeout)
@@ -443,7 +495,7 @@ impl fmt::Debug for RedisStore {
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStoreBuilder")
-            .field("url", &redacted(&self.url))
+            .field("target", &self.target)
             .field("on_failure", &self.on_failure)
             .field("timeout", &self.timeout)
             .field("backoff", &self.backoff)
@@ -575,6 +627,110 @@ impl QuotaStore for RedisStore {
                 None => Ok(BucketView::default()),
             }
         })
+    }
+}
+
+/// The server or servers a store talks to, with the connection made on first use.
+enum Backend {
+    /// One server, through a manager that reconnects after a restart.
+    Node {
+        client: redis::Client,
+        connection: OnceCell<ConnectionManager>,
+    },
+    /// A Redis Cluster, through a connection that follows each slot to its node.
+    Cluster {
+        // Boxed: its settings are several times the size of the single-node client.
+        client: Box<ClusterClient>,
+        connection: OnceCell<ClusterConnection>,
+    },
+}
+
+/// Where a builder's store will live, as the caller named it.
+#[derive(Clone)]
+enum Target {
+    Node(String),
+    Cluster(Vec<String>),
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Node(url) => f.debug_tuple("Node").field(&redacted(url)).finish(),
+            Self::Cluster(nodes) => {
+                let nodes: Vec<String> = nodes.iter().map(|url| redacted(url)).collect();
+                f.debug_tuple("Cluster").field(&nodes).finish()
+            }
+        }
+    }
+}
+
+/// Reservations are small writes that several tasks pipeline on one connection: with
+/// Nagle's algorithm on, one can sit behind another's unacknowledged segment for a
+/// delayed-ACK period (about 40 ms on Linux), long enough to send requests late in a
+/// bunch and cost 429s later on.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
+}
+
+fn open_node(url: &str) -> Result<Backend, ConfigError> {
+    let info = url.into_connection_info().map_err(|e| bad_url(url, &e))?;
+    let client = redis::Client::open(info.set_tcp_settings(tcp_settings()));
+    let client = client.map_err(|e| bad_url(url, &e))?;
+    Ok(Backend::Node {
+        client,
+        connection: OnceCell::new(),
+    })
+}
+
+fn open_cluster(nodes: &[String], timeout: Duration) -> Result<Backend, ConfigError> {
+    if nodes.is_empty() {
+        let message = "shared quota: no redis cluster node given".to_owned();
+        return Err(ConfigError::Client(message));
+    }
+    let mut infos = Vec::with_capacity(nodes.len());
+    for url in nodes {
+        infos.push(
+            url.as_str()
+                .into_connection_info()
+                .map_err(|e| bad_url(url, &e))?,
+        );
+    }
+    let built = ClusterClient::builder(infos)
+        .tcp_settings(tcp_settings())
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .build();
+    let client = built.map_err(|error| {
+        let nodes: Vec<String> = nodes.iter().map(|url| redacted(url)).collect();
+        let nodes = nodes.join(", ");
+        ConfigError::Client(format!(
+            "shared quota: redis cluster nodes `{nodes}` are invalid: {error}"
+        ))
+    })?;
+    Ok(Backend::Cluster {
+        client: Box::new(client),
+        connection: OnceCell::new(),
+    })
+}
+
+fn bad_url(url: &str, error: &redis::RedisError) -> ConfigError {
+    let url = redacted(url);
+    ConfigError::Client(format!(
+        "shared quota: redis url `{url}` is invalid: {error}"
+    ))
+}
+
+/// Runs `invocation`, twice when the connection was lost: the first try after a restart
+/// only learns that the old connection is gone.
+async fn invoke<C>(invocation: &ScriptInvocation<'_>, connection: &mut C) -> RedisResult<Vec<i64>>
+where
+    C: redis::aio::ConnectionLike,
+{
+    match invocation.invoke_async(connection).await {
+        Err(error) if error.is_io_error() || error.is_unrecoverable_error() => {
+            invocation.invoke_async(connection).await
+        }
+        other => other,
     }
 }
 
@@ -730,6 +886,33 @@ mod tests {
         let url = RedisStore::builder("http://:hunter2@example.com").build();
         let message = url.unwrap_err().to_string();
         assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn cluster_nodes_are_checked_without_echoing_passwords() {
+        let empty = RedisStore::cluster_builder(Vec::<String>::new()).build();
+        let message = empty.unwrap_err().to_string();
+        assert!(message.contains("no redis cluster node"), "{message}");
+
+        let nodes = ["redis://:hunter2@127.0.0.1:1", "redis://:other@127.0.0.1:2"];
+        let message = RedisStore::cluster_builder(nodes)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("password"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+
+        let builder = RedisStore::cluster_builder(["redis://:hunter2@127.0.0.1:1"]);
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let store = builder.credential("k").build().unwrap();
+        assert!(store.is_cluster());
+        assert!(store.key("svc:b").starts_with("polvo:{svc:"));
+        assert!(
+            !RedisStore::builder("redis://127.0.0.1:1")
+                .build()
+                .unwrap()
+                .is_cluster()
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! Redis killed in the middle of a run and started again on the same port: the failure
-//! policy holds, nothing panics, every request gets an answer, and the shared store is used
-//! again once Redis is back.
+//! Redis killed in the middle of a run and started again on the same port, or frozen
+//! (SIGSTOP: connected but silent, the way a stuck server looks) and let go again: the
+//! failure policy holds, nothing panics or hangs, every request gets an answer, and the
+//! shared store is used again once Redis is back.
 //!
 //! Real time and a real `redis-server` throughout; the HTTP server only counts requests.
+//! No assertion reads the wall clock: a generous outer timeout only turns a hang into a
+//! failure instead of a stuck test run.
 
 #![allow(
     clippy::unwrap_used,
@@ -26,6 +29,33 @@ use tokio::task::{JoinSet, block_in_place};
 
 const BACKOFF: Duration = Duration::from_millis(200);
 
+/// Far above anything these tests wait for (the store's 250 ms call timeout, a few
+/// back-offs), so only a hang reaches it.
+const HANG_GUARD: Duration = Duration::from_secs(20);
+
+/// `future`, or a failed test if it has not finished within [`HANG_GUARD`].
+async fn guarded<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(HANG_GUARD, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("{what} hung for {HANG_GUARD:?}"),
+    }
+}
+
+/// Sends requests, a back-off apart, until one is answered with Redis reachable.
+async fn until_recovered(client: &Client, store: &RedisStore) {
+    let recovered = async {
+        loop {
+            tokio::time::sleep(BACKOFF).await;
+            let sent = client.execute(work()).await;
+            if !store.is_degraded() {
+                return sent;
+            }
+        }
+    };
+    let status = guarded("recovery", recovered).await.unwrap().status();
+    assert_eq!(status, 200);
+}
+
 async fn start_server() -> SocketAddr {
     let app = Router::new().route("/work", get(|| async { "ok" }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -35,10 +65,18 @@ async fn start_server() -> SocketAddr {
 }
 
 fn store(redis: &RedisServer, on_failure: OnFailure) -> Arc<RedisStore> {
+    store_with_backoff(redis, on_failure, BACKOFF)
+}
+
+fn store_with_backoff(
+    redis: &RedisServer,
+    on_failure: OnFailure,
+    backoff: Duration,
+) -> Arc<RedisStore> {
     let store = RedisStore::builder(redis.url())
         .credential("outage-key")
         .on_failure(on_failure)
-        .backoff(BACKOFF)
+        .backoff(backoff)
         .build()
         .unwrap();
     Arc::new(store)
@@ -143,4 +181,85 @@ async fn fail_policy_returns_store_errors_during_an_outage() {
     assert_eq!(status, 200);
     assert!(!store.is_degraded());
     assert_eq!(store.failures(), 1, "one failure, then the back-off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_fallback_answers_while_redis_is_frozen() {
+    const REQUESTS: usize = 10;
+    let redis = RedisServer::start();
+    let addr = start_server().await;
+    let store = store(&redis, OnFailure::Local { share: 0.5 });
+    let client = client(addr, store.clone());
+    client.execute(work()).await.unwrap();
+    assert_eq!(store.fallbacks(), 0);
+
+    block_in_place(|| redis.freeze());
+    let frozen = async {
+        let mut statuses = Vec::new();
+        for _ in 0..REQUESTS {
+            statuses.push(client.execute(work()).await.map(|r| r.status().as_u16()));
+        }
+        statuses
+    };
+    let statuses = guarded("requests while redis is frozen", frozen).await;
+    let (failures, fallbacks) = (store.failures(), store.fallbacks());
+    let degraded = store.is_degraded();
+    block_in_place(|| redis.thaw());
+
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(200))),
+        "every request answered through the local store: {statuses:?}"
+    );
+    assert!(failures > 0, "the silent server was noticed");
+    assert!(
+        fallbacks >= REQUESTS as u64,
+        "each request's reservation answered locally ({fallbacks} fallbacks)"
+    );
+    assert!(degraded, "no call reached redis while it was frozen");
+
+    // Back on Redis: a request after recovery costs no fallback, and its key is there.
+    until_recovered(&client, &store).await;
+    let before = store.fallbacks();
+    client.execute(work()).await.unwrap();
+    assert_eq!(store.fallbacks(), before, "answered by redis again");
+    let keys: Vec<String> = redis.query(&["KEYS", "polvo:*"]).await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_policy_returns_an_error_while_redis_is_frozen() {
+    let redis = RedisServer::start();
+    let addr = start_server().await;
+    // A back-off far longer than the gap between two requests, so the second one meets
+    // it even on a loaded machine.
+    let store = store_with_backoff(&redis, OnFailure::Fail, Duration::from_secs(2));
+    let client = client(addr, store.clone());
+    client.execute(work()).await.unwrap();
+
+    block_in_place(|| redis.freeze());
+    let frozen = async {
+        // The first call waits out the call timeout, the second meets the back-off.
+        let timed_out = client.execute(work()).await;
+        let backing_off = client.execute(work()).await;
+        (timed_out, backing_off)
+    };
+    let (timed_out, backing_off) = guarded("requests while redis is frozen", frozen).await;
+    let degraded = store.is_degraded();
+    block_in_place(|| redis.thaw());
+
+    match timed_out {
+        Err(Error::Store(message)) => {
+            assert!(message.contains("no answer within 250 ms"), "{message}");
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    match backing_off {
+        Err(Error::Store(message)) => assert!(message.contains("backing off"), "{message}"),
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    assert!(degraded);
+    assert_eq!(store.failures(), 1, "one timeout, then the back-off");
+
+    until_recovered(&client, &store).await;
+    assert!(!store.is_degraded());
 }

@@ -1,8 +1,10 @@
-//! The contract every `QuotaStore` keeps, run against the in-memory store and against the
-//! Redis store on a real `redis-server`.
+//! The contract every `QuotaStore` keeps, run against the in-memory store, the Redis store
+//! on a real `redis-server`, and the Redis store on a real three-master Redis Cluster.
 //!
 //! Each property is one async function over `Arc<dyn QuotaStore>`; `contract!` turns it
-//! into a test per store. The stores run on real time (Redis has no other), so limits are
+//! into a test per store. On the cluster it runs twice at once, for two credentials whose
+//! keys hash to slots on different nodes, and the test then checks where the keys went:
+//! every key of one credential on one node, the two credentials on two nodes. The stores run on real time (Redis has no other), so limits are
 //! slow enough (per hour, mostly) that the milliseconds a test takes change nothing, and
 //! waits are asserted to lie in a range rather than to equal a value.
 
@@ -14,13 +16,18 @@
 #[path = "common/redis.rs"]
 mod redis_server;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use polvo_runtime::{
     BucketRef, Grant, Limit, MemoryStore, QuotaStore, RedisStore, Report, ReserveRequest, Ticket,
 };
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer};
+
+/// Two credentials whose hash tags (`{svc:HASH}`) fall in slots 425 and 11641, served by
+/// different masters of a three-master cluster.
+const TENANTS: [&str; 2] = ["tenant-a", "tenant-b"];
 
 /// The tolerance on waits: the time a test takes between two calls, plus the Redis store's
 /// padding of a wait by its round trip.
@@ -353,6 +360,81 @@ fn redis(server: &RedisServer) -> Arc<dyn QuotaStore> {
     Arc::new(RedisStore::builder(server.url()).build().unwrap())
 }
 
+fn redis_cluster(cluster: &RedisCluster, credential: &str) -> Arc<dyn QuotaStore> {
+    let builder = RedisStore::cluster_builder(cluster.urls()).credential(credential);
+    Arc::new(builder.build().unwrap())
+}
+
+/// Runs `property` on the cluster for both [`TENANTS`] at once, then checks that each
+/// tenant's keys sit on one node and the two tenants on two different nodes.
+async fn on_cluster<F, Fut>(property: F)
+where
+    F: Fn(Arc<dyn QuotaStore>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let cluster = RedisCluster::start();
+    let stores = TENANTS.map(|tenant| redis_cluster(&cluster, tenant));
+    let [a, b] = stores.clone();
+    tokio::join!(property(a), property(b));
+
+    // Some properties write nothing (a refusal spends nothing), so each tenant leaves one
+    // key of its own before the count.
+    let limits = [limit(1, hour(), 1)];
+    let probe = [BucketRef {
+        key: "svc:probe",
+        limits: &limits,
+    }];
+    for store in &stores {
+        granted(reserve(&**store, &probe, None).await);
+    }
+    let mut nodes_by_tag: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    for (node, keys) in cluster
+        .keys_per_node("polvo:*")
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        for key in keys {
+            let tag = key.split('}').next().unwrap_or(&key).to_owned();
+            nodes_by_tag.entry(tag).or_default().insert(node);
+        }
+    }
+    let nodes: BTreeSet<usize> = nodes_by_tag.values().flatten().copied().collect();
+    assert_eq!(
+        nodes_by_tag.len(),
+        2,
+        "one hash tag per tenant: {nodes_by_tag:?}"
+    );
+    assert!(
+        nodes_by_tag.values().all(|n| n.len() == 1) && nodes.len() == 2,
+        "each tenant's keys on one node, the tenants on two: {nodes_by_tag:?}"
+    );
+}
+
+/// On a cluster one script runs on one slot, so a reservation across two services is an
+/// error (every `Client` reserves within its own service), and nothing was written.
+#[tokio::test]
+async fn cluster_refuses_a_reservation_across_services() {
+    let cluster = RedisCluster::start();
+    let store = redis_cluster(&cluster, TENANTS[0]);
+    let limits = [limit(10, hour(), 10)];
+    let buckets = [
+        BucketRef {
+            key: "svc:a",
+            limits: &limits,
+        },
+        BucketRef {
+            key: "other:a",
+            limits: &limits,
+        },
+    ];
+    let refused = store.reserve(request(&buckets, 1, None)).await;
+    let message = refused.unwrap_err().to_string();
+    assert!(message.contains("CrossSlot"), "{message}");
+    let keys = cluster.keys_per_node("polvo:*").await;
+    assert!(keys.iter().all(Vec::is_empty), "{keys:?}");
+}
+
 macro_rules! contract {
     ($($property:ident),* $(,)?) => {
         $(
@@ -368,6 +450,11 @@ macro_rules! contract {
                 async fn redis_store() {
                     let server = RedisServer::start();
                     super::$property(redis(&server)).await;
+                }
+
+                #[tokio::test]
+                async fn redis_cluster_store() {
+                    on_cluster(super::$property).await;
                 }
             }
         )*

@@ -1,9 +1,11 @@
-//! A real `redis-server` for the shared-quota tests, on a free loopback port.
+//! A real `redis-server` for the shared-quota tests, on a free loopback port, and a real
+//! three-master Redis Cluster made of such servers.
 //!
-//! Each test starts its own server (no persistence, bound to 127.0.0.1) and the server is
-//! killed when the handle drops. There is no mock: the point of these tests is the Lua
-//! script running on the real thing. A missing binary fails the test with a message naming
-//! `scripts/redis.sh`, which installs it.
+//! Each test starts its own server or cluster (no persistence, bound to 127.0.0.1) and
+//! every server is killed when its handle drops, a panicking test included. There is no
+//! mock: the point of these tests is the Lua script running on the real thing. A missing
+//! binary fails the test with a message naming `scripts/redis.sh`, which installs it
+//! (`redis-cli` comes with `redis-server`).
 
 #![allow(
     dead_code,
@@ -11,6 +13,7 @@
 )]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,14 +22,23 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub(crate) struct RedisServer {
     port: u16,
+    /// Arguments beyond the port and the no-persistence defaults.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers `PING`.
     pub(crate) fn start() -> Self {
-        let port = free_port();
-        let mut server = Self { port, child: None };
+        Self::start_with(free_ports::<1>()[0], Vec::new())
+    }
+
+    fn start_with(port: u16, extra: Vec<String>) -> Self {
+        let mut server = Self {
+            port,
+            extra,
+            child: None,
+        };
         server.restart();
         server
     }
@@ -44,12 +56,33 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the process (SIGSTOP): connections are still accepted by the kernel but
+    /// nothing is answered, as with a server stuck on a slow command or a full swap.
+    pub(crate) fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen process run again (SIGCONT); it answers what queued up meanwhile.
+    pub(crate) fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed: {status}");
+    }
+
     /// Starts the server again on the same port, empty.
     pub(crate) fn restart(&mut self) {
         self.kill();
         let spawned = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -107,12 +140,128 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // SIGKILL ends a frozen process too, so a test that panics mid-freeze leaves
+        // nothing behind.
         self.kill();
     }
 }
 
-/// A port nobody listens on now (the OS picks it).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
+/// A Redis Cluster of three masters and no replicas on loopback, each master a
+/// [`RedisServer`]; all are killed on drop and their cluster files removed.
+#[derive(Debug)]
+pub(crate) struct RedisCluster {
+    // Declared before `dir` so the servers die before their directory goes.
+    nodes: Vec<RedisServer>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Starts three servers in cluster mode, joins them with `redis-cli --cluster
+    /// create` (slots split in three even ranges) and waits until every node reports
+    /// `cluster_state:ok`.
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // Three client ports and three bus ports: the default bus port (port + 10000)
+        // may not exist for an ephemeral port.
+        let ports = free_ports::<6>();
+        let nodes = (0..3)
+            .map(|i| {
+                let (port, bus) = (ports[i], ports[i + 3]);
+                RedisServer::start_with(port, cluster_args(dir.path(), port, bus))
+            })
+            .collect();
+        let cluster = Self { nodes, dir };
+        cluster.create();
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// One `redis://127.0.0.1:PORT` per node, as a store's seed list.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The keys matching `pattern` that each node holds itself, node by node.
+    pub(crate) async fn keys_per_node(&self, pattern: &str) -> Vec<Vec<String>> {
+        let mut keys = Vec::new();
+        for node in &self.nodes {
+            keys.push(node.query(&["KEYS", pattern]).await);
+        }
+        keys
+    }
+
+    fn create(&self) {
+        let addresses = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port));
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run redis-cli ({error})"));
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create failed: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+    }
+
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self
+                .nodes
+                .iter()
+                .all(|n| cluster_info(n.port).contains("cluster_state:ok"))
+            {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let states: Vec<String> = self.nodes.iter().map(|n| cluster_info(n.port)).collect();
+        panic!("the redis cluster did not reach cluster_state:ok: {states:#?}");
+    }
+}
+
+fn cluster_args(dir: &Path, port: u16, bus: u16) -> Vec<String> {
+    let settings = [
+        ("--cluster-enabled", "yes".to_owned()),
+        ("--cluster-config-file", format!("nodes-{port}.conf")),
+        ("--cluster-port", bus.to_string()),
+        ("--dir", dir.to_string_lossy().into_owned()),
+    ];
+    let pairs = settings.into_iter();
+    pairs
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+}
+
+/// `CLUSTER INFO` of the node on `port`, or the error that kept it from answering.
+fn cluster_info(port: u16) -> String {
+    let output = Command::new("redis-cli")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "CLUSTER",
+            "INFO",
+        ])
+        .stdin(Stdio::null())
+        .output();
+    match output {
+        Ok(output) => String::from_utf8_lossy(&output.stdout).into_owned(),
+        Err(error) => format!("cannot run redis-cli ({error})"),
+    }
+}
+
+/// `N` distinct ports nobody listens on now (the OS picks them; all are held until
+/// every one is picked, so none comes twice).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local address").port())
 }
