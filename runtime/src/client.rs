@@ -768,6 +768,19 @@ impl ClientBuilder {
         self.shared_quota_with(redis_url, crate::OnFailure::Local { share: 0.5 })
     }
 
+    /// Without the `redis` feature a shared quota cannot be built: [`ClientBuilder::build`]
+    /// fails with an error that says which feature to enable.
+    #[cfg(not(feature = "redis"))]
+    pub fn shared_quota(mut self, redis_url: &str) -> Self {
+        let _ = redis_url;
+        self.errors.push(ConfigError::Client(
+            "a shared quota needs polvo-runtime's `redis` feature (for a generated client, \
+             enable the client crate's `redis` feature)"
+                .to_owned(),
+        ));
+        self
+    }
+
     /// As [`ClientBuilder::shared_quota`], choosing what happens while Redis is
     /// unreachable.
     #[cfg(feature = "redis")]

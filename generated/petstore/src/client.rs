@@ -257,6 +257,12 @@ impl PetstoreClientBuilder {
         self
     }
 
+    /// Shares quota with every process using the Redis server at `redis_url` with the same credentials; while Redis is unreachable this process takes half of each limit. Needs this crate's `redis` feature: without it `build()` fails saying so.
+    pub fn shared_quota(mut self, redis_url: &str) -> Self {
+        self.inner = self.inner.shared_quota(redis_url);
+        self
+    }
+
     /// Any other runtime setting (quota store, HTTP client, ...).
     pub fn configure(
         mut self,

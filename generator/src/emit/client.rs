@@ -33,6 +33,7 @@ const BUILDER_METHODS: &[&str] = &[
     "configure",
     "store",
     "local_quota",
+    "shared_quota",
     "build",
 ];
 
@@ -276,6 +277,11 @@ struct StoreParts {
 /// With `store.shared: redis`, `build()` shares quota through the Redis server named by
 /// the environment variable, unless the caller chose a store.
 fn store(api: &Api) -> StoreParts {
+    let shared_doc = doc_attrs(
+        "Shares quota with every process using the Redis server at `redis_url` with the \
+         same credentials; while Redis is unreachable this process takes half of each \
+         limit. Needs this crate's `redis` feature: without it `build()` fails saying so.",
+    );
     let Some(store) = &api.policy.store else {
         return StoreParts {
             methods: quote! {
@@ -283,6 +289,12 @@ fn store(api: &Api) -> StoreParts {
                 /// example a `polvo_runtime::RedisStore` that several processes share.
                 pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
                     self.inner = self.inner.store(store);
+                    self
+                }
+
+                #shared_doc
+                pub fn shared_quota(mut self, redis_url: &str) -> Self {
+                    self.inner = self.inner.shared_quota(redis_url);
                     self
                 }
             },
@@ -320,6 +332,13 @@ fn store(api: &Api) -> StoreParts {
 
             /// Keeps quota in this process even when the environment names a Redis server.
             pub fn local_quota(mut self) -> Self {
+                self.shared_quota = false;
+                self
+            }
+
+            #shared_doc
+            pub fn shared_quota(mut self, redis_url: &str) -> Self {
+                self.inner = self.inner.shared_quota(redis_url);
                 self.shared_quota = false;
                 self
             }
