@@ -278,50 +278,34 @@ async fn writes_carry_one_idempotency_key_across_retries() {
     assert_eq!(seen[0].method, "POST");
 }
 
+/// When the second of two `get`s reaches a server whose first answer said "nothing
+/// left for 2 s" in headers named `remaining` and `reset`.
+async fn second_get_after_exhausted(remaining: &'static str, reset: &'static str) -> Duration {
+    let server = Server::start(move |n, _| match n {
+        0 => {
+            let headers = vec![(remaining, "0".to_owned()), (reset, "2".to_owned())];
+            (200, headers, PET.to_owned())
+        }
+        _ => ok(PET),
+    })
+    .await;
+    let client = PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap();
+    client.pets().get(7).await.unwrap();
+    client.pets().get(7).await.unwrap();
+    server.offsets()[1]
+}
+
 #[tokio::test(start_paused = true)]
 async fn x_ratelimit_headers_are_adopted_and_others_ignored() {
-    let server = Server::start(|n, _| match n {
-        0 => {
-            let headers = vec![
-                ("x-ratelimit-remaining", "0".to_owned()),
-                ("x-ratelimit-reset", "2".to_owned()),
-            ];
-            (200, headers, PET.to_owned())
-        }
-        _ => ok(PET),
-    })
-    .await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
-    client.pets().get(7).await.unwrap();
-    client.pets().get(7).await.unwrap();
-    assert!(
-        about(server.offsets()[1], ms(2000)),
-        "{:?}",
-        server.offsets()
-    );
+    let adopted = second_get_after_exhausted("x-ratelimit-remaining", "x-ratelimit-reset").await;
+    assert!(about(adopted, ms(2000)), "{adopted:?}");
 
     // The older drafts' names are not the scheme chosen: no pause.
-    let server = Server::start(|n, _| match n {
-        0 => {
-            let headers = vec![
-                ("ratelimit-remaining", "0".to_owned()),
-                ("ratelimit-reset", "2".to_owned()),
-            ];
-            (200, headers, PET.to_owned())
-        }
-        _ => ok(PET),
-    })
-    .await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
-    client.pets().get(7).await.unwrap();
-    client.pets().get(7).await.unwrap();
-    assert!(about(server.offsets()[1], ms(0)), "{:?}", server.offsets());
+    let ignored = second_get_after_exhausted("ratelimit-remaining", "ratelimit-reset").await;
+    assert!(about(ignored, ms(0)), "{ignored:?}");
 }
 
 #[tokio::test(start_paused = true)]
