@@ -12,6 +12,10 @@ quick=0
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every benchmark builds with the same packages and features (those of the whole
+# workspace, as the tests do), so the release build of one is reused by the next.
+bench() { cargo bench --workspace --features polvo-runtime/redis "$@"; }
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -34,7 +38,7 @@ step "cargo test (workspace, doc tests included)"
 cargo test --workspace -- --skip four_processes_share_one_quota_exactly
 
 step "four processes share one quota on Redis (figures printed)"
-cargo test -p polvo-tests --test shared_quota -- --nocapture
+cargo test --workspace --test shared_quota -- --nocapture
 
 step "generated clients are fresh (polvo-gen check)"
 cargo run -q -p polvo-gen -- check
@@ -53,17 +57,17 @@ else
 fi
 
 step "benchmark: generation time and peak memory for Stripe's spec3.yaml"
-cargo bench -p polvo-gen --bench generate
+bench --bench generate
 
 step "benchmark: acquire overhead against governor (summary)"
-POLVO_SUMMARY_ONLY=1 cargo bench -p polvo-runtime --bench acquire
+POLVO_SUMMARY_ONLY=1 bench --bench acquire
 
 step "benchmark: throttle accuracy against a strict local server"
 POLVO_BENCH_REQUESTS="${POLVO_BENCH_REQUESTS:-5000}" \
-  cargo bench -p polvo-runtime --bench throttle
+  bench --bench throttle
 
 step "benchmark: bulk updates against a strict local server, beside buffer_unordered"
-cargo bench -p polvo-demo --bench bulk
+bench --bench bulk
 
 step "benchmark: shared-quota reservations on Redis against the in-memory store"
-cargo bench -p polvo-runtime --features redis --bench store
+bench --bench store

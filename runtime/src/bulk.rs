@@ -15,6 +15,8 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
 use crate::client::Client;
@@ -296,10 +299,9 @@ impl Bulk {
         call: F,
     ) -> BulkReport<I, T>
     where
-        I: Clone + Send + 'static,
-        T: Send + 'static,
+        I: Clone,
         F: FnMut(Client, I) -> Fut,
-        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+        Fut: Future<Output = Result<T, Error>>,
     {
         let mut items = items.into_iter();
         let mut engine = Engine::new(self, exact_len(&items), call);
@@ -334,10 +336,9 @@ impl Bulk {
     /// ends without pulling more input; pass `input.by_ref()` to keep what is left.
     pub fn stream<I, T, F, Fut, S>(self, input: S, call: F) -> impl Stream<Item = Outcome<I, T>>
     where
-        I: Clone + Send + 'static,
-        T: Send + 'static,
+        I: Clone,
         F: FnMut(Client, I) -> Fut,
-        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+        Fut: Future<Output = Result<T, Error>>,
         S: Stream<Item = I> + Unpin,
     {
         let (low, high) = input.size_hint();
@@ -370,7 +371,7 @@ struct Engine<I, T, F, Fut: Future> {
     operation: &'static str,
     options: BulkOptions,
     call: F,
-    in_flight: FuturesUnordered<Call<I, Fut::Output>>,
+    in_flight: FuturesUnordered<Call<I, Fut>>,
     next_index: usize,
     done: usize,
     failed: usize,
@@ -383,8 +384,46 @@ struct Engine<I, T, F, Fut: Future> {
     _result: std::marker::PhantomData<fn() -> T>,
 }
 
-// `Send`, so that a bulk run can be spawned or awaited in a server's handler.
-type Call<I, R> = std::pin::Pin<Box<dyn Future<Output = Finished<I, R>> + Send>>;
+pin_project_lite::pin_project! {
+    /// One call in flight: the caller's future inside the task-local that collects its
+    /// quota wait, and its item.
+    ///
+    /// A named type rather than a boxed `dyn Future`, so that a run is `Send` exactly
+    /// when the caller's futures are, without a `Send` bound: proving `Send` where it is
+    /// not needed overflows rustc's recursion limit on deeply nested API types (Stripe's
+    /// full spec).
+    struct Call<I, Fut: Future> {
+        index: usize,
+        started: Instant,
+        item: Option<I>,
+        #[pin]
+        inner: TaskLocalFuture<Cell<Duration>, Fut>,
+    }
+}
+
+impl<I, Fut: Future> Future for Call<I, Fut> {
+    type Output = Finished<I, Fut::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        // Without its item the call has finished already, and a finished future may
+        // stay pending when polled again.
+        if this.item.is_none() {
+            return Poll::Pending;
+        }
+        let result = std::task::ready!(this.inner.as_mut().poll(cx));
+        let waited = this.inner.take_value().map_or(Duration::ZERO, Cell::into_inner);
+        let Some(item) = this.item.take() else {
+            return Poll::Pending;
+        };
+        Poll::Ready(Finished {
+            index: *this.index,
+            item,
+            result,
+            service: this.started.elapsed().saturating_sub(waited),
+        })
+    }
+}
 
 struct Finished<I, R> {
     index: usize,
@@ -395,10 +434,9 @@ struct Finished<I, R> {
 
 impl<I, T, F, Fut> Engine<I, T, F, Fut>
 where
-    I: Clone + Send + 'static,
-    T: Send + 'static,
+    I: Clone,
     F: FnMut(Client, I) -> Fut,
-    Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    Fut: Future<Output = Result<T, Error>>,
 {
     fn new(bulk: Bulk, total: Option<usize>, call: F) -> Self {
         Self {
@@ -459,22 +497,12 @@ where
         let index = self.next_index;
         self.next_index += 1;
         let call = (self.call)(self.client.clone(), item.clone());
-        self.in_flight.push(Box::pin(async move {
-            let started = Instant::now();
-            let (result, waited) = QUOTA_WAIT
-                .scope(Cell::new(Duration::ZERO), async move {
-                    let result = call.await;
-                    (result, QUOTA_WAIT.with(Cell::get))
-                })
-                .await;
-            let service = started.elapsed().saturating_sub(waited);
-            Finished {
-                index,
-                item,
-                result,
-                service,
-            }
-        }));
+        self.in_flight.push(Call {
+            index,
+            started: Instant::now(),
+            item: Some(item),
+            inner: QUOTA_WAIT.scope(Cell::new(Duration::ZERO), call),
+        });
     }
 
     fn record(&mut self, finished: Finished<I, Result<T, Error>>) -> Outcome<I, T> {
