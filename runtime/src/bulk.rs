@@ -15,12 +15,12 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, Stream, StreamExt};
@@ -412,7 +412,10 @@ impl<I, Fut: Future> Future for Call<I, Fut> {
             return Poll::Pending;
         }
         let result = std::task::ready!(this.inner.as_mut().poll(cx));
-        let waited = this.inner.take_value().map_or(Duration::ZERO, Cell::into_inner);
+        let waited = this
+            .inner
+            .take_value()
+            .map_or(Duration::ZERO, Cell::into_inner);
         let Some(item) = this.item.take() else {
             return Poll::Pending;
         };
