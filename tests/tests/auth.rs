@@ -156,3 +156,64 @@ async fn timeout_error_hides_a_query_key() -> TestResult {
     assert_hidden(&error, secret);
     Ok(())
 }
+
+/// Everything the `tracing` events of a test wrote, at every level.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut bytes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_credential_reaches_a_log_event() -> TestResult {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test runs on one thread, so this subscriber sees every event of the client.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let secret = "key-in-query-0c4d1b";
+    let server = TestServer::builder()
+        .reply(Reply::status(429).retry_after(1))
+        .reply(Reply::status(503))
+        .reply(Reply::ok())
+        .otherwise(Reply::status(401))
+        .start()
+        .await?;
+    let client = client_for(&server, Policy::default())
+        .auth(Auth::query("api_key", secret))
+        .build()?;
+
+    // A 429 and a 503 retried, a success, then a refusal.
+    client.execute(get()).await?;
+    client.execute(get()).await.expect_err("a 401");
+    assert_eq!(server.received(), 4);
+
+    let logs = captured.text();
+    assert!(logs.contains("retry"), "the retries were logged:\n{logs}");
+    assert!(
+        !logs.contains(secret),
+        "`{secret}` leaked in a log event:\n{logs}"
+    );
+    Ok(())
+}
