@@ -336,7 +336,9 @@ impl Group<'_> {
              together with the item, or \"not attempted\" after a stop or a cancellation; \
              [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the \
              items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, \
-             stopping at the first error, progress and cancellation.",
+             stopping at the first error, progress and cancellation, and \
+             [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as \
+             they finish.",
             plain = bare(name),
             shape = if args.len() > 1 { ", as a tuple" } else { "" },
         ));

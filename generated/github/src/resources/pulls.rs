@@ -75,7 +75,7 @@ impl<'a> Pulls<'a> {
 
     /// [`create`](Self::create) for every item of `items`, as fast as the limits of `pulls/create` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_create(
         &self,
         items: impl IntoIterator<
@@ -161,7 +161,7 @@ impl<'a> Pulls<'a> {
 
     /// [`get`](Self::get) for every item of `items`, as fast as the limits of `pulls/get` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_get(
         &self,
         items: impl IntoIterator<Item = (String, String, i64, PullsGetParams)>,
@@ -243,7 +243,7 @@ impl<'a> Pulls<'a> {
 
     /// [`list`](Self::list) for every item of `items`, as fast as the limits of `pulls/list` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_list(
         &self,
         items: impl IntoIterator<Item = (String, String, PullsListParams)>,
@@ -352,7 +352,7 @@ impl<'a> Pulls<'a> {
 
     /// [`merge`](Self::merge) for every item of `items`, as fast as the limits of `pulls/merge` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_merge(
         &self,
         items: impl IntoIterator<

@@ -68,7 +68,7 @@ impl<'a> Charges<'a> {
 
     /// [`capture`](Self::capture) for every item of `items`, as fast as the limits of `CaptureCharge` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_capture(
         &self,
         items: impl IntoIterator<Item = (String, super::super::types::ChargeCaptureParams)>,
@@ -119,7 +119,7 @@ impl<'a> Charges<'a> {
 
     /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreateCharge` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_create(
         &self,
         items: impl IntoIterator<Item = super::super::types::ChargeCreateParams>,
@@ -206,7 +206,7 @@ impl<'a> Charges<'a> {
 
     /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListCharges` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_list(
         &self,
         items: impl IntoIterator<Item = ListChargesParams>,
@@ -310,7 +310,7 @@ impl<'a> Charges<'a> {
 
     /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrieveCharge` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_retrieve(
         &self,
         items: impl IntoIterator<Item = (String, RetrieveChargeParams)>,
@@ -368,7 +368,7 @@ impl<'a> Charges<'a> {
 
     /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchCharges` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_search(
         &self,
         items: impl IntoIterator<Item = (String, SearchChargesParams)>,
@@ -454,7 +454,7 @@ impl<'a> Charges<'a> {
 
     /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdateCharge` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_update(
         &self,
         items: impl IntoIterator<Item = (String, super::super::types::ChargeUpdateParams)>,

@@ -79,7 +79,7 @@ impl<'a> Files<'a> {
 
     /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListFiles` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_list(
         &self,
         items: impl IntoIterator<Item = ListFilesParams>,
@@ -171,7 +171,7 @@ impl<'a> Files<'a> {
 
     /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrieveFile` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_retrieve(
         &self,
         items: impl IntoIterator<Item = (String, RetrieveFileParams)>,

@@ -66,7 +66,7 @@ impl<'a> PaymentIntents<'a> {
 
     /// [`cancel`](Self::cancel) for every item of `items`, as fast as the limits of `CancelPaymentIntent` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_cancel(
         &self,
         items: impl IntoIterator<Item = (String, super::super::types::PaymentIntentCancelParams)>,
@@ -127,7 +127,7 @@ impl<'a> PaymentIntents<'a> {
 
     /// [`confirm`](Self::confirm) for every item of `items`, as fast as the limits of `ConfirmPaymentIntent` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_confirm(
         &self,
         items: impl IntoIterator<Item = (String, super::super::types::PaymentIntentConfirmParams)>,
@@ -180,7 +180,7 @@ impl<'a> PaymentIntents<'a> {
 
     /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreatePaymentIntent` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_create(
         &self,
         items: impl IntoIterator<Item = super::super::types::PaymentIntentCreateParams>,
@@ -258,7 +258,7 @@ impl<'a> PaymentIntents<'a> {
 
     /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListPaymentIntents` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_list(
         &self,
         items: impl IntoIterator<Item = ListPaymentIntentsParams>,
@@ -364,7 +364,7 @@ impl<'a> PaymentIntents<'a> {
 
     /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrievePaymentIntent` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_retrieve(
         &self,
         items: impl IntoIterator<Item = (String, RetrievePaymentIntentParams)>,
@@ -426,7 +426,7 @@ impl<'a> PaymentIntents<'a> {
 
     /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchPaymentIntents` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_search(
         &self,
         items: impl IntoIterator<Item = (String, SearchPaymentIntentsParams)>,
@@ -512,7 +512,7 @@ impl<'a> PaymentIntents<'a> {
 
     /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdatePaymentIntent` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_update(
         &self,
         items: impl IntoIterator<Item = (String, super::super::types::PaymentIntentUpdateParams)>,

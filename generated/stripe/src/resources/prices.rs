@@ -57,7 +57,7 @@ impl<'a> Prices<'a> {
 
     /// [`create`](Self::create) for every item of `items`, as fast as the limits of `CreatePrice` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_create(
         &self,
         items: impl IntoIterator<Item = super::super::types::PriceCreateParams>,
@@ -143,7 +143,7 @@ impl<'a> Prices<'a> {
 
     /// [`list`](Self::list) for every item of `items`, as fast as the limits of `ListPrices` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_list(
         &self,
         items: impl IntoIterator<Item = ListPricesParams>,
@@ -245,7 +245,7 @@ impl<'a> Prices<'a> {
 
     /// [`retrieve`](Self::retrieve) for every item of `items`, as fast as the limits of `RetrievePrice` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_retrieve(
         &self,
         items: impl IntoIterator<Item = (String, RetrievePriceParams)>,
@@ -303,7 +303,7 @@ impl<'a> Prices<'a> {
 
     /// [`search`](Self::search) for every item of `items`, as fast as the limits of `SearchPrices` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_search(
         &self,
         items: impl IntoIterator<Item = (String, SearchPricesParams)>,
@@ -391,7 +391,7 @@ impl<'a> Prices<'a> {
 
     /// [`update`](Self::update) for every item of `items`, as fast as the limits of `UpdatePrice` allow, in one bulk run.
     ///
-    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation.
+    /// Each item is the method's arguments, as a tuple. The report has one outcome per item, in input order: the result, or the error together with the item, or "not attempted" after a stop or a cancellation; [`into_remaining`](polvo_runtime::bulk::BulkReport::into_remaining) gives the items to run again. See [`polvo_runtime::bulk::BulkOptions`] for concurrency, stopping at the first error, progress and cancellation, and [`polvo_runtime::bulk::Bulk::stream`] for a stream of items with outcomes as they finish.
     pub async fn bulk_update(
         &self,
         items: impl IntoIterator<Item = (String, super::super::types::PriceUpdateParams)>,
