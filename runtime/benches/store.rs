@@ -12,7 +12,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use polvo_runtime::{BucketRef, Limit, MemoryStore, QuotaStore, RedisStore, ReserveRequest};
@@ -93,24 +93,27 @@ async fn latencies(store: &dyn QuotaStore, n: u64) -> Vec<Duration> {
 }
 
 /// Reservations per second of `CALLERS` tasks reserving for `seconds`.
+///
+/// Each caller checks the deadline itself and yields after every reservation: an
+/// in-memory reservation never waits, so callers that did not yield would keep the
+/// workers from ever running a timer (the run would not end) or another caller.
 async fn throughput(store: Arc<dyn QuotaStore>, seconds: u64) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let began = Instant::now();
+    let deadline = began + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..CALLERS)
         .map(|_| {
-            let (store, stop, done) = (store.clone(), stop.clone(), done.clone());
+            let (store, done) = (store.clone(), done.clone());
             tokio::spawn(async move {
                 let limits = limits();
-                while !stop.load(Ordering::Relaxed) {
+                while Instant::now() < deadline {
                     reserve_once(store.as_ref(), &limits).await;
                     done.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
                 }
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.expect("caller finished");
     }
