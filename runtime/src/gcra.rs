@@ -199,6 +199,20 @@ impl BucketState {
         self.seq += 1;
     }
 
+    /// Moves every pending and future slot back by `shift`, without stopping the bucket:
+    /// a waiter woke that much later than a strict server tolerates, and the server
+    /// will expect every later slot that much later too.
+    pub(crate) fn delay(&mut self, shift: u64) {
+        if shift == 0 {
+            return;
+        }
+        for tat in &mut self.tats {
+            *tat = tat.saturating_add(shift);
+        }
+        self.shift_total = self.shift_total.saturating_add(shift);
+        self.seq += 1;
+    }
+
     /// Recovers a little of the pace lost to earlier 429s, once they stopped repeating.
     pub(crate) fn recover(&mut self) {
         self.clean = self.clean.saturating_add(1);

@@ -291,6 +291,7 @@ impl Limiter {
                 }
                 let deferred = refund.ticket.take().map_or(0, |t| t.deferred);
                 charge_deferred(memory, plan, deferred).await;
+                self.absorb_lateness(memory, operation, plan, wake);
                 Ok(self.record_wait(operation, plan, began))
             }
             Decision::TooLong { start, target } => {
@@ -392,6 +393,40 @@ impl Limiter {
             }
         };
         plan.buckets.iter().map(bucket).collect()
+    }
+
+    /// Moves later slots back by the part of a late wake-up beyond one slot.
+    ///
+    /// Slots come from the theoretical arrival times, so a waiter that wakes late does
+    /// not delay the next one, which keeps the rate. But a strict server counts from
+    /// arrivals: one request late by more than its tolerance, followed by one on time,
+    /// looks like two in one slot and earns a 429, and with a `Retry-After` a cooldown
+    /// (measured at 500/s on two busy cores: 36 of 10,000 bulk updates, 36 s lost). A
+    /// server that tolerates one request never sees a slot of lateness, so that much is
+    /// forgiven and timer jitter costs no rate; what is beyond it moves the slots of the
+    /// operation's fastest bucket as the server's own count would move.
+    fn absorb_lateness(&self, memory: &MemoryStore, operation: &str, plan: &Plan, wake: Instant) {
+        let late = self.inner.clock.now().saturating_duration_since(wake);
+        let fastest = plan.targets.iter().min_by_key(|t| {
+            let intervals = t.limits.iter().map(|l| l.interval);
+            intervals.min().unwrap_or(u64::MAX)
+        });
+        let Some(target) = fastest else { return };
+        let slot = target
+            .limits
+            .iter()
+            .map(|l| l.interval)
+            .min()
+            .unwrap_or(u64::MAX);
+        let slack = Duration::from_nanos(slot);
+        if late > slack {
+            memory.delay_at(target, late - slack);
+            tracing::trace!(
+                operation,
+                late_us = late.as_micros() as u64,
+                "woke late; later slots move back"
+            );
+        }
     }
 
     fn record_wait(&self, operation: &str, plan: &Plan, began: Instant) -> Duration {

@@ -296,6 +296,11 @@ impl MemoryStore {
         }
     }
 
+    pub(crate) fn delay_at(&self, target: &Target, delay: Duration) {
+        let mut states = self.lock();
+        states[target.state].delay(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX));
+    }
+
     pub(crate) fn adopt_at(&self, target: &Target, report: &Report) {
         let mut states = self.lock();
         let now = self.now_nanos();

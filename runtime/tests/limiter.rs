@@ -246,3 +246,31 @@ async fn usage_counts_throttled_time() {
     assert_eq!(bucket.throttled, 2);
     assert_eq!(bucket.throttled_time, Duration::from_millis(250 + 250));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_woken_more_than_a_slot_late_moves_later_slots_back() {
+    let limiter = limiter(per_second(100));
+    let t0 = Instant::now();
+    drop(limiter.acquire("op").await.unwrap());
+    // Three waiters, their slots at 10, 20 and 30 ms.
+    let mut waiters = Vec::new();
+    for _ in 0..3 {
+        let limiter = limiter.clone();
+        waiters.push(tokio::spawn(async move {
+            drop(limiter.acquire("op").await.unwrap());
+            t0.elapsed()
+        }));
+        tokio::task::yield_now().await;
+    }
+    // Every timer fires at 35 ms: the first waiter 25 ms late, 15 ms more than a slot.
+    // A server counting arrivals with a tolerance of one request takes it and the next
+    // at 35 ms, and the third no sooner than 45 ms; without the move all three would go
+    // at 35 ms and the third would earn a 429.
+    tokio::time::advance(Duration::from_millis(35)).await;
+    let mut got = Vec::new();
+    for waiter in waiters {
+        got.push(waiter.await.unwrap());
+    }
+    let ms = Duration::from_millis;
+    assert_eq!(got, [ms(35), ms(35), ms(45)]);
+}
