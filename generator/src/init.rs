@@ -82,7 +82,8 @@ pub(crate) fn starter(api: &Api, spec_label: &str) -> String {
          #   idempotency: {header: Idempotency-Key}\n\
          # pagination:\n\
          #   - match: {operation: \"list*\"}\n\
-         #     cursor: {param: starting_after, items: data, has_more: has_more, next: last_item.id}\n\
+         #     cursor: {param: starting_after, items: data, has_more: has_more,\n\
+         #              next: last_item.id}\n\
          # bulk:\n\
          #   max_concurrency: 16\n",
     );

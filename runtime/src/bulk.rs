@@ -134,19 +134,11 @@ impl BulkOptions {
         self
     }
 
-    /// Never more than `max` calls in flight (at least 1).
+    /// Never more than `max` calls in flight (at least 1), in place of the policy's
+    /// [`bulk_max_concurrency`](crate::Policy::bulk_max_concurrency).
     pub fn max_concurrency(mut self, max: usize) -> Self {
         self.max_concurrency = Some(max.max(1));
         self
-    }
-
-    /// [`max_concurrency`](Self::max_concurrency) unless one was set already: how a
-    /// generated client applies its annotations' default without overriding the caller.
-    pub fn or_max_concurrency(self, max: usize) -> Self {
-        match self.max_concurrency {
-            Some(_) => self,
-            None => self.max_concurrency(max),
-        }
     }
 
     /// Calls `progress` after every finished call.
@@ -470,13 +462,15 @@ where
     /// Calls in flight the limits can use now.
     fn target(&self) -> usize {
         let limiter = self.client.limiter();
-        let cap = [
-            self.options.max_concurrency,
-            limiter.in_flight_cap(self.operation),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        // The run's own cap replaces the policy's bulk default.
+        let bulk_cap = self
+            .options
+            .max_concurrency
+            .or(self.client.policy().bulk_max_concurrency());
+        let cap = [bulk_cap, limiter.in_flight_cap(self.operation)]
+            .into_iter()
+            .flatten()
+            .min();
         let wanted = match (limiter.rate(self.operation), self.service_time) {
             (Some(rate), Some(service)) => (rate * service).ceil() as usize + 1,
             // Before the first call returns, two calls measure the service time.

@@ -81,6 +81,9 @@ pub(crate) struct Plan {
     limited: bool,
     /// Whether any cap on requests in flight applies.
     capped: bool,
+    /// The target holding the plan's shortest interval, and that interval: what a late
+    /// wake-up is measured against.
+    fastest: Option<(usize, Duration)>,
 }
 
 impl Plan {
@@ -406,21 +409,12 @@ impl Limiter {
     /// forgiven and timer jitter costs no rate; what is beyond it moves the slots of the
     /// operation's fastest bucket as the server's own count would move.
     fn absorb_lateness(&self, memory: &MemoryStore, operation: &str, plan: &Plan, wake: Instant) {
+        let Some((target, slot)) = plan.fastest else {
+            return;
+        };
         let late = self.inner.clock.now().saturating_duration_since(wake);
-        let fastest = plan.targets.iter().min_by_key(|t| {
-            let intervals = t.limits.iter().map(|l| l.interval);
-            intervals.min().unwrap_or(u64::MAX)
-        });
-        let Some(target) = fastest else { return };
-        let slot = target
-            .limits
-            .iter()
-            .map(|l| l.interval)
-            .min()
-            .unwrap_or(u64::MAX);
-        let slack = Duration::from_nanos(slot);
-        if late > slack {
-            memory.delay_at(target, late - slack);
+        if late > slot {
+            memory.delay_at(&plan.targets[target], late - slot);
             tracing::trace!(
                 operation,
                 late_us = late.as_micros() as u64,
@@ -731,12 +725,19 @@ fn make_plan(
     let targets: Vec<Target> = indices.iter().map(target).collect();
     let limited = targets.iter().any(|t| !t.limits.is_empty());
     let capped = service_capped || indices.iter().any(|&b| buckets[b].slots.is_some());
+    let fastest = targets
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.limits.iter().map(move |l| (i, l.interval)))
+        .min_by_key(|&(_, interval)| interval)
+        .map(|(i, interval)| (i, Duration::from_nanos(interval)));
     Plan {
         buckets: indices,
         targets,
         cost: op.cost,
         limited,
         capped,
+        fastest,
     }
 }
 

@@ -159,6 +159,7 @@ pub struct Policy {
     pub(crate) default_operation: OperationPolicy,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) max_wait: Option<Duration>,
+    pub(crate) bulk_max_concurrency: Option<usize>,
     pub(crate) retry: RetryPolicy,
     pub(crate) headers: HeaderNames,
     pub(crate) modes: Vec<Mode>,
@@ -176,6 +177,7 @@ impl Default for Policy {
             default_operation: OperationPolicy::default(),
             max_in_flight: None,
             max_wait: None,
+            bulk_max_concurrency: None,
             retry: RetryPolicy::default(),
             headers: HeaderNames::default(),
             modes: Vec::new(),
@@ -206,6 +208,11 @@ impl Policy {
     /// The retry policy.
     pub fn retry(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// The most calls a bulk run keeps in flight unless its options say otherwise.
+    pub fn bulk_max_concurrency(&self) -> Option<usize> {
+        self.bulk_max_concurrency
     }
 
     /// The longest a request waits for quota before failing with a rate-limit error.
@@ -400,6 +407,13 @@ impl PolicyBuilder {
     /// Caps the service's requests in flight at once.
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.policy.max_in_flight = Some(max);
+        self
+    }
+
+    /// Caps the calls a bulk run keeps in flight (at least 1), unless the run's
+    /// [`BulkOptions`](crate::bulk::BulkOptions) set their own cap.
+    pub fn bulk_max_concurrency(mut self, max: usize) -> Self {
+        self.policy.bulk_max_concurrency = Some(max.max(1));
         self
     }
 

@@ -4,9 +4,11 @@
 //! Each property is one async function over `Arc<dyn QuotaStore>`; `contract!` turns it
 //! into a test per store. On the cluster it runs twice at once, for two credentials whose
 //! keys hash to slots on different nodes, and the test then checks where the keys went:
-//! every key of one credential on one node, the two credentials on two nodes. The stores run on real time (Redis has no other), so limits are
-//! slow enough (per hour, mostly) that the milliseconds a test takes change nothing, and
-//! waits are asserted to lie in a range rather than to equal a value.
+//! every key of one credential on one node, the two credentials on two nodes.
+//!
+//! The stores run on real time (Redis has no other), so limits are slow enough (per
+//! hour, mostly) that the milliseconds a test takes change nothing, and waits are
+//! asserted to lie in a range rather than to equal a value.
 
 #![allow(
     clippy::unwrap_used,

@@ -153,11 +153,12 @@ impl GitHubClient {
         }
     }
 
-    /// Starts a bulk run of `operation` (an operation id), sized by its limits,; replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with [`Self::from_runtime`].
+    /// Starts a bulk run of `operation` (an operation id), sized by its limits and
+    /// capped by the policy's `bulk_max_concurrency`; set options with
+    /// [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with
+    /// [`Self::from_runtime`].
     pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
-        self.inner
-            .bulk(operation)
-            .options(polvo_runtime::bulk::BulkOptions::new())
+        self.inner.bulk(operation)
     }
 
     /// Wraps a runtime client built elsewhere.
@@ -265,8 +266,7 @@ impl GitHubClientBuilder {
         self
     }
 
-    /// Keeps quota state in `store` instead of this process's memory, for
-    /// example a `polvo_runtime::RedisStore` that several processes share.
+    /// Keeps quota state in `store` instead of this process's memory, for example a `polvo_runtime::RedisStore` that several processes share.
     pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
         self.inner = self.inner.store(store);
         self

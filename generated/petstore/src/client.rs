@@ -123,6 +123,7 @@ impl PetstoreClient {
                     .hint_header("x-should-retry")
                     .build()?,
             )
+            .bulk_max_concurrency(4)
             .build()
     }
 
@@ -139,11 +140,12 @@ impl PetstoreClient {
         }
     }
 
-    /// Starts a bulk run of `operation` (an operation id), sized by its limits, at most 4 at once (the annotations' `bulk.max_concurrency`); replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with [`Self::from_runtime`].
+    /// Starts a bulk run of `operation` (an operation id), sized by its limits and
+    /// capped by the policy's `bulk_max_concurrency`; set options with
+    /// [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with
+    /// [`Self::from_runtime`].
     pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
-        self.inner
-            .bulk(operation)
-            .options(polvo_runtime::bulk::BulkOptions::new().max_concurrency(4))
+        self.inner.bulk(operation)
     }
 
     /// Wraps a runtime client built elsewhere.
@@ -250,8 +252,7 @@ impl PetstoreClientBuilder {
         self
     }
 
-    /// Keeps quota state in `store` instead of this process's memory, for
-    /// example a `polvo_runtime::RedisStore` that several processes share.
+    /// Keeps quota state in `store` instead of this process's memory, for example a `polvo_runtime::RedisStore` that several processes share.
     pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
         self.inner = self.inner.store(store);
         self

@@ -181,11 +181,12 @@ impl StripeClient {
         }
     }
 
-    /// Starts a bulk run of `operation` (an operation id), sized by its limits,; replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with [`Self::from_runtime`].
+    /// Starts a bulk run of `operation` (an operation id), sized by its limits and
+    /// capped by the policy's `bulk_max_concurrency`; set options with
+    /// [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with
+    /// [`Self::from_runtime`].
     pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
-        self.inner
-            .bulk(operation)
-            .options(polvo_runtime::bulk::BulkOptions::new())
+        self.inner.bulk(operation)
     }
 
     /// Wraps a runtime client built elsewhere.
@@ -313,8 +314,7 @@ impl StripeClientBuilder {
         self
     }
 
-    /// Keeps quota state in `store` instead of this process's memory, for
-    /// example a `polvo_runtime::RedisStore` that several processes share.
+    /// Keeps quota state in `store` instead of this process's memory, for example a `polvo_runtime::RedisStore` that several processes share.
     pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
         self.inner = self.inner.store(store);
         self

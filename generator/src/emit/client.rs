@@ -78,7 +78,7 @@ pub(super) fn module(api: &Api) -> TokenStream {
     });
     let helpers = auth_helpers(api);
     let policy_fn = super::policy::policy_fn(&api.policy);
-    let bulk = bulk(api);
+    let bulk = bulk();
     let StoreParts {
         consts: store_const,
         field: store_field,
@@ -236,30 +236,15 @@ pub(super) fn module(api: &Api) -> TokenStream {
     }
 }
 
-/// The client's `bulk` method, with the annotations' concurrency cap.
-fn bulk(api: &Api) -> TokenStream {
-    let (options, doc) = match api.policy.bulk_max_concurrency {
-        Some(max) => {
-            let literal = proc_macro2::Literal::u32_unsuffixed(max);
-            (
-                quote!(polvo_runtime::bulk::BulkOptions::new().max_concurrency(#literal)),
-                format!(" at most {max} at once (the annotations' `bulk.max_concurrency`)"),
-            )
-        }
-        None => (
-            quote!(polvo_runtime::bulk::BulkOptions::new()),
-            String::new(),
-        ),
-    };
-    let doc = format!(
-        " Starts a bulk run of `operation` (an operation id), sized by its limits,{doc}; \
-         replace the options with [`polvo_runtime::bulk::Bulk::options`]. Make typed calls \
-         in it with [`Self::from_runtime`]."
-    );
+/// The client's `bulk` method; the annotations' concurrency cap is in the policy.
+fn bulk() -> TokenStream {
     quote! {
-        #[doc = #doc]
+        /// Starts a bulk run of `operation` (an operation id), sized by its limits and
+        /// capped by the policy's `bulk_max_concurrency`; set options with
+        /// [`polvo_runtime::bulk::Bulk::options`]. Make typed calls in it with
+        /// [`Self::from_runtime`].
         pub fn bulk(&self, operation: &'static str) -> polvo_runtime::bulk::Bulk {
-            self.inner.bulk(operation).options(#options)
+            self.inner.bulk(operation)
         }
     }
 }
@@ -277,27 +262,46 @@ struct StoreParts {
 /// With `store.shared: redis`, `build()` shares quota through the Redis server named by
 /// the environment variable, unless the caller chose a store.
 fn store(api: &Api) -> StoreParts {
+    // With `store.shared` in the annotations, a store chosen here replaces the Redis
+    // server the environment names.
+    let annotated = api.policy.store.as_ref();
+    let release = annotated.map(|_| quote!(self.shared_quota = false;));
+    let store_doc = doc_attrs(match annotated {
+        Some(_) => {
+            "Keeps quota state in `store` instead of the Redis server named by the \
+                    environment."
+        }
+        None => {
+            "Keeps quota state in `store` instead of this process's memory, for example \
+                 a `polvo_runtime::RedisStore` that several processes share."
+        }
+    });
     let shared_doc = doc_attrs(
         "Shares quota with every process using the Redis server at `redis_url` with the \
          same credentials; while Redis is unreachable this process takes half of each \
          limit. Needs this crate's `redis` feature: without it `build()` fails saying so.",
     );
-    let Some(store) = &api.policy.store else {
-        return StoreParts {
-            methods: quote! {
-                /// Keeps quota state in `store` instead of this process's memory, for
-                /// example a `polvo_runtime::RedisStore` that several processes share.
-                pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
-                    self.inner = self.inner.store(store);
-                    self
-                }
+    let methods = quote! {
+        #store_doc
+        pub fn store(
+            mut self,
+            store: std::sync::Arc<dyn polvo_runtime::QuotaStore>,
+        ) -> Self {
+            self.inner = self.inner.store(store);
+            #release
+            self
+        }
 
-                #shared_doc
-                pub fn shared_quota(mut self, redis_url: &str) -> Self {
-                    self.inner = self.inner.shared_quota(redis_url);
-                    self
-                }
-            },
+        #shared_doc
+        pub fn shared_quota(mut self, redis_url: &str) -> Self {
+            self.inner = self.inner.shared_quota(redis_url);
+            #release
+            self
+        }
+    };
+    let Some(store) = annotated else {
+        return StoreParts {
+            methods,
             ..StoreParts::default()
         };
     };
@@ -322,29 +326,18 @@ fn store(api: &Api) -> StoreParts {
         field: quote!(shared_quota: bool,),
         init: quote!(shared_quota: true,),
         methods: quote! {
-            /// Keeps quota state in `store` instead of the Redis server named by the
-            /// environment.
-            pub fn store(mut self, store: std::sync::Arc<dyn polvo_runtime::QuotaStore>) -> Self {
-                self.inner = self.inner.store(store);
-                self.shared_quota = false;
-                self
-            }
+            #methods
 
             /// Keeps quota in this process even when the environment names a Redis server.
             pub fn local_quota(mut self) -> Self {
                 self.shared_quota = false;
                 self
             }
-
-            #shared_doc
-            pub fn shared_quota(mut self, redis_url: &str) -> Self {
-                self.inner = self.inner.shared_quota(redis_url);
-                self.shared_quota = false;
-                self
-            }
         },
         apply: quote! {
-            let url = std::env::var(#client_ident::QUOTA_URL_ENV).ok().filter(|url| !url.is_empty());
+            let url = std::env::var(#client_ident::QUOTA_URL_ENV)
+                .ok()
+                .filter(|url| !url.is_empty());
             let inner = match url {
                 Some(url) if self.shared_quota => inner.shared_quota_with(&url, #on_failure),
                 _ => inner,

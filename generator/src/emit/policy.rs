@@ -1,6 +1,6 @@
 //! The client's embedded policy: a `policy()` function that builds the runtime's
-//! `Policy` from the annotations' buckets, groups, modes, header tracking and retry
-//! settings.
+//! `Policy` from the annotations' buckets, groups, modes, header tracking, retry and
+//! bulk settings.
 //!
 //! Every value was checked when the annotations were read, so the runtime constructors
 //! called here succeed; they still return errors rather than panic, and `builder()`
@@ -32,7 +32,9 @@ pub(super) fn policy_fn(policy: &Policy) -> TokenStream {
             ModeWhen::KeyPrefix(prefix) => {
                 quote!(polvo_runtime::ModeCondition::KeyPrefix(#prefix.to_owned()))
             }
-            ModeWhen::BaseUrl(url) => quote!(polvo_runtime::ModeCondition::BaseUrl(#url.to_owned())),
+            ModeWhen::BaseUrl(url) => {
+                quote!(polvo_runtime::ModeCondition::BaseUrl(#url.to_owned()))
+            }
         };
         let buckets = mode.buckets.iter().map(|bucket| {
             let name = &bucket.name;
@@ -45,7 +47,13 @@ pub(super) fn policy_fn(policy: &Policy) -> TokenStream {
                 None => quote!(None),
             };
             quote! {
-                (#name, polvo_runtime::BucketPolicy { limits: Vec::from(#limits), max_in_flight: #in_flight })
+                (
+                    #name,
+                    polvo_runtime::BucketPolicy {
+                        limits: Vec::from(#limits),
+                        max_in_flight: #in_flight,
+                    },
+                )
             }
         });
         quote!(.mode(#name, #when, [#(#buckets),*]))
@@ -53,6 +61,10 @@ pub(super) fn policy_fn(policy: &Policy) -> TokenStream {
     let headers = policy.tracking.as_ref().map(|t| {
         let headers = headers(t);
         quote!(.headers(#headers))
+    });
+    let bulk = policy.bulk_max_concurrency.map(|max| {
+        let max = Literal::u32_unsuffixed(max);
+        quote!(.bulk_max_concurrency(#max))
     });
     let retry = policy.retry.as_ref().map(|r| {
         let retry = retry(r);
@@ -68,7 +80,10 @@ pub(super) fn policy_fn(policy: &Policy) -> TokenStream {
             let limit = |bucket: &str, count: u32, period: std::time::Duration, burst: u32| {
                 polvo_runtime::Limit::new(count, period)
                     .and_then(|limit| limit.with_burst(burst))
-                    .map_err(|source| polvo_runtime::ConfigError::Limit { bucket: bucket.to_owned(), source })
+                    .map_err(|source| polvo_runtime::ConfigError::Limit {
+                        bucket: bucket.to_owned(),
+                        source,
+                    })
             };
         }
     });
@@ -89,6 +104,7 @@ pub(super) fn policy_fn(policy: &Policy) -> TokenStream {
                 #(#modes)*
                 #headers
                 #retry
+                #bulk
                 .build()
         }
     }
@@ -192,9 +208,13 @@ fn retry(retry: &Retry) -> TokenStream {
         Some(Some(budget)) => {
             let per_mille = Literal::u32_unsuffixed(budget.per_mille);
             let min_per_second = Literal::u32_unsuffixed(budget.min_per_second);
-            calls.push(quote! {
-                .budget(Some(polvo_runtime::BudgetConfig { per_mille: #per_mille, min_per_second: #min_per_second }))
-            });
+            let config = quote! {
+                polvo_runtime::BudgetConfig {
+                    per_mille: #per_mille,
+                    min_per_second: #min_per_second,
+                }
+            };
+            calls.push(quote!(.budget(Some(#config))));
         }
         Some(None) => calls.push(quote!(.budget(None))),
         None => {}

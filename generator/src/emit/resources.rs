@@ -84,7 +84,6 @@ fn group_module_tokens(
         items: Vec::new(),
         handle: handle.clone(),
         methods,
-        bulk_max: api.policy.bulk_max_concurrency,
     };
     let methods: Vec<TokenStream> = ops.iter().map(|op| group.operation(op)).collect();
     let items = &group.items;
@@ -197,8 +196,6 @@ struct Group<'a> {
     handle: String,
     /// Every method name of the handle, so bulk forms do not take one.
     methods: BTreeSet<String>,
-    /// The annotations' `bulk.max_concurrency`.
-    bulk_max: Option<u32>,
 }
 
 /// One argument of a method: its declaration, and for the bulk form the owned type an
@@ -211,28 +208,23 @@ struct Arg {
 }
 
 impl Arg {
-    /// An argument of type `ty` (as the method declares it) for a value of type `value`:
-    /// borrowed forms (`&str`, `&[T]`, `&T`) are owned as the value's own type,
-    /// `impl Display` as a `String`, and anything passed by value as itself.
-    fn new(
-        name: proc_macro2::Ident,
-        ty: TokenStream,
-        value: &TypeRef,
-        types: &TokenStream,
-    ) -> Self {
-        let text = ty.to_string();
-        let (owned, by_ref) = if text.starts_with("impl") {
-            (quote!(String), true)
-        } else if text.starts_with('&') {
-            (type_tokens(value, types), true)
-        } else {
-            (ty.clone(), false)
-        };
+    /// An argument the method takes, and a bulk item carries, as it is.
+    fn by_value(name: proc_macro2::Ident, ty: TokenStream) -> Self {
+        Self {
+            name,
+            owned: ty.clone(),
+            ty,
+            by_ref: false,
+        }
+    }
+
+    /// An argument the method borrows (`ty`) from a value a bulk item owns (`owned`).
+    fn borrowed(name: proc_macro2::Ident, ty: TokenStream, owned: TokenStream) -> Self {
         Self {
             name,
             ty,
             owned,
-            by_ref,
+            by_ref: true,
         }
     }
 
@@ -272,9 +264,10 @@ impl Group<'_> {
                 .map(|b| (b.method.as_str(), Some(b)))
                 .collect(),
         };
-        let methods = variants.iter().map(|(name, body)| {
-            let method = self.method(op, name, *body, &signature);
-            let bulk = self.bulk_method(op, name, *body, &signature);
+        let methods = variants.iter().map(|&(name, body)| {
+            let (args, chain) = self.request(op, body, &signature);
+            let bulk = self.bulk_method(op, name, &signature, &args);
+            let method = self.method(op, name, body, &signature, (&args, chain));
             quote!(#method #bulk)
         });
         let methods: Vec<TokenStream> = methods.collect();
@@ -288,17 +281,16 @@ impl Group<'_> {
         &self,
         op: &Operation,
         name: &str,
-        body: Option<&RequestBody>,
         signature: &Signature<'_>,
+        args: &[Arg],
     ) -> Option<TokenStream> {
         let bulk_name = format!("bulk_{}", bare(name));
         if self.methods.contains(&bulk_name) {
             return None;
         }
-        let (args, _) = self.request(op, body, signature);
         // Inside the closure the arguments are fields of `item`, never bound to their own
         // names, which could be `client` or `item` themselves.
-        let (item, fields): (TokenStream, Vec<TokenStream>) = match args.as_slice() {
+        let (item, fields): (TokenStream, Vec<TokenStream>) = match args {
             [] => return None,
             [one] => (one.owned.clone(), vec![quote!(item)]),
             many => {
@@ -322,13 +314,6 @@ impl Group<'_> {
         let method = ident(name);
         let bulk = ident(&bulk_name);
         let id = &op.id;
-        let options = match self.bulk_max {
-            Some(max) => {
-                let max = proc_macro2::Literal::u32_unsuffixed(max);
-                quote!(options.or_max_concurrency(#max))
-            }
-            None => quote!(options),
-        };
         let docs = doc_attrs(&format!(
             "[`{plain}`](Self::{name}) for every item of `items`, as fast as the limits of \
              `{id}` allow, in one bulk run.\n\nEach item is the method's arguments{shape}. \
@@ -352,7 +337,7 @@ impl Group<'_> {
                 let call = |client: polvo_runtime::Client, item: #item| async move {
                     #handle::new(&client).#method(#(#pass),*).await
                 };
-                self.client.bulk(#id).options(#options).run(items, call).await
+                self.client.bulk(#id).options(options).run(items, call).await
             }
         })
     }
@@ -363,6 +348,7 @@ impl Group<'_> {
         name: &str,
         body: Option<&RequestBody>,
         signature: &Signature<'_>,
+        (args, mut chain): (&[Arg], Vec<TokenStream>),
     ) -> TokenStream {
         let Signature {
             ret,
@@ -370,7 +356,6 @@ impl Group<'_> {
             errors,
             ..
         } = *signature;
-        let (args, mut chain) = self.request(op, body, signature);
         let args = args.iter().map(Arg::declaration);
         let accept: BTreeSet<&str> = op
             .responses
@@ -383,16 +368,13 @@ impl Group<'_> {
             chain.push(quote!(.accept(#accept)));
         }
 
-        let method = ident(&op.method);
-        let path = &op.path;
-        let id = &op.id;
+        let new = new_request(op);
         let name = ident(name);
         let docs = doc_attrs(&method_doc(op, body, errors));
         quote! {
             #docs
             pub async fn #name(&self, #(#args),*) -> Result<#ret, polvo_runtime::Error> {
-                let request = polvo_runtime::Request::new(polvo_runtime::Method::#method, #path, #id)
-                    #(#chain)*;
+                let request = #new #(#chain)*;
                 #decode
             }
         }
@@ -409,8 +391,7 @@ impl Group<'_> {
         let body = op.bodies.first();
         let (args, chain) = self.request(op, body, signature);
         let args = args.iter().map(Arg::declaration);
-        let method = ident(&op.method);
-        let path = &op.path;
+        let new = new_request(op);
         let id = &op.id;
         let name = ident(&paging.method);
         let item = type_tokens(&paging.item, &self.types);
@@ -431,9 +412,7 @@ impl Group<'_> {
         quote! {
             #docs
             pub fn #name(&self, #(#args),*) -> polvo_runtime::paginate::Pages<#item> {
-                let request = polvo_runtime::Request::new(polvo_runtime::Method::#method, #path, #id)
-                    #(#chain)*
-                    .accept("application/json");
+                let request = #new #(#chain)* .accept("application/json");
                 self.client.paginate(request, #scheme)
             }
         }
@@ -459,21 +438,20 @@ impl Group<'_> {
             let wire = &p.name;
             match p.location {
                 ParamLocation::Path => {
-                    let ty = self.path_arg(&p.ty);
                     chain.push(quote!(.path(#wire, #name)));
-                    args.push(Arg::new(name, ty, &p.ty, types));
+                    args.push(self.path_arg(name, &p.ty));
                 }
                 ParamLocation::Query => {
-                    let (ty, value) = value_arg(&p.ty, types, &name);
+                    let (arg, value) = value_arg(name, &p.ty, types);
                     let style = query_style(p);
                     chain.push(quote!(.query(#wire, #value, #style)));
-                    args.push(Arg::new(name, ty, &p.ty, types));
+                    args.push(arg);
                 }
                 ParamLocation::Header => {
-                    let (ty, value) = value_arg(&p.ty, types, &name);
+                    let (arg, value) = value_arg(name, &p.ty, types);
                     let wire = wire.to_ascii_lowercase();
                     chain.push(quote!(.header(#wire, #value)));
-                    args.push(Arg::new(name, ty, &p.ty, types));
+                    args.push(arg);
                 }
             }
         }
@@ -483,12 +461,11 @@ impl Group<'_> {
             chain.push(call);
         }
         if let Some(params) = params_struct {
-            args.push(Arg {
-                name: ident("params"),
-                ty: quote!(&#params),
-                owned: quote!(#params),
-                by_ref: true,
-            });
+            args.push(Arg::borrowed(
+                ident("params"),
+                quote!(&#params),
+                quote!(#params),
+            ));
             for p in op.params.iter().filter(|p| !p.required) {
                 let field = ident(&p.ident);
                 let wire = &p.name;
@@ -507,21 +484,23 @@ impl Group<'_> {
         (args, chain)
     }
 
-    /// The argument type of a path parameter: something `Display`.
-    fn path_arg(&self, ty: &TypeRef) -> TokenStream {
+    /// A path parameter's argument: something `Display`, strings and enums borrowed.
+    fn path_arg(&self, name: proc_macro2::Ident, ty: &TypeRef) -> Arg {
         match self.resolve_alias(ty) {
-            TypeRef::Primitive(crate::ir::Primitive::String(_)) => quote!(&str),
-            TypeRef::Primitive(p) => super::primitive_tokens(&p),
-            TypeRef::Named(name)
+            TypeRef::Primitive(crate::ir::Primitive::String(_)) => {
+                Arg::borrowed(name, quote!(&str), quote!(String))
+            }
+            TypeRef::Primitive(p) => Arg::by_value(name, super::primitive_tokens(&p)),
+            TypeRef::Named(named)
                 if matches!(
-                    self.defs.get(name.as_str()).map(|d| &d.kind),
+                    self.defs.get(named.as_str()).map(|d| &d.kind),
                     Some(TypeKind::StringEnum(_) | TypeKind::IntEnum(_))
                 ) =>
             {
-                let ty = type_tokens(&TypeRef::Named(name), &self.types);
-                quote!(&#ty)
+                let ty = type_tokens(&TypeRef::Named(named), &self.types);
+                Arg::borrowed(name, quote!(&#ty), ty)
             }
-            _ => quote!(impl std::fmt::Display),
+            _ => Arg::borrowed(name, quote!(impl std::fmt::Display), quote!(String)),
         }
     }
 
@@ -845,34 +824,24 @@ fn body_arg(
     multipart: Option<&proc_macro2::Ident>,
 ) -> (Arg, TokenStream) {
     let media = &body.media_type;
-    let by_value = |name: &str, ty: TokenStream| Arg {
-        name: ident(name),
-        ty: ty.clone(),
-        owned: ty,
-        by_ref: false,
-    };
+    let name = ident("body");
     match body.encoding {
-        Encoding::Json => {
-            let arg = Arg::new(ident("body"), borrowed(&body.ty, types), &body.ty, types);
-            (arg, quote!(.json(body)))
-        }
-        Encoding::Form => {
-            let arg = Arg::new(ident("body"), borrowed(&body.ty, types), &body.ty, types);
-            (arg, quote!(.form(body)))
-        }
+        Encoding::Json => (borrowed(name, &body.ty, types), quote!(.json(body))),
+        Encoding::Form => (borrowed(name, &body.ty, types), quote!(.form(body))),
         Encoding::Multipart => match multipart {
-            Some(name) if !body.parts.is_empty() => (
-                by_value("body", quote!(#name)),
+            Some(parts) if !body.parts.is_empty() => (
+                Arg::by_value(name, quote!(#parts)),
                 quote!(.multipart(body.into_parts())),
             ),
             _ => (
-                by_value("parts", quote!(Vec<polvo_runtime::Part>)),
+                Arg::by_value(ident("parts"), quote!(Vec<polvo_runtime::Part>)),
                 quote!(.multipart(parts)),
             ),
         },
+        // The item owns the bytes themselves; the method takes anything that converts.
         Encoding::Text | Encoding::Bytes => {
             let arg = Arg {
-                name: ident("body"),
+                name,
                 ty: quote!(impl Into<polvo_runtime::Bytes>),
                 owned: quote!(polvo_runtime::Bytes),
                 by_ref: false,
@@ -884,32 +853,38 @@ fn body_arg(
 
 /// A query or header argument: numbers and booleans by value, the rest borrowed; and
 /// the expression that passes it on by reference.
-fn value_arg(
-    ty: &TypeRef,
-    types: &TokenStream,
-    arg: &proc_macro2::Ident,
-) -> (TokenStream, TokenStream) {
+fn value_arg(name: proc_macro2::Ident, ty: &TypeRef, types: &TokenStream) -> (Arg, TokenStream) {
     match ty {
         TypeRef::Primitive(p) if !matches!(p, crate::ir::Primitive::String(_)) => {
-            (super::primitive_tokens(p), quote!(&#arg))
+            let value = quote!(&#name);
+            (Arg::by_value(name, super::primitive_tokens(p)), value)
         }
-        other => (borrowed(other, types), quote!(#arg)),
+        other => {
+            let value = quote!(#name);
+            (borrowed(name, other, types), value)
+        }
     }
 }
 
-/// A borrowed argument type: `&str` for strings, `&[T]` for arrays, `&T` otherwise.
-fn borrowed(ty: &TypeRef, types: &TokenStream) -> TokenStream {
-    match ty {
+/// A borrowed argument: `&str` for strings, `&[T]` for arrays, `&T` otherwise, each
+/// borrowed from the value's own type.
+fn borrowed(name: proc_macro2::Ident, ty: &TypeRef, types: &TokenStream) -> Arg {
+    let owned = type_tokens(ty, types);
+    let declared = match ty {
         TypeRef::Primitive(crate::ir::Primitive::String(_)) => quote!(&str),
         TypeRef::Array(inner) => {
             let inner = type_tokens(inner, types);
             quote!(&[#inner])
         }
-        other => {
-            let ty = type_tokens(other, types);
-            quote!(&#ty)
-        }
-    }
+        _ => quote!(&#owned),
+    };
+    Arg::borrowed(name, declared, owned)
+}
+
+/// `polvo_runtime::Request::new(..)` for the operation: method, path template and id.
+fn new_request(op: &Operation) -> TokenStream {
+    let (method, path, id) = (ident(&op.method), &op.path, &op.id);
+    quote!(polvo_runtime::Request::new(polvo_runtime::Method::#method, #path, #id))
 }
 
 /// The runtime's `Pagination` value for a scheme.

@@ -3,8 +3,9 @@
 //! Prism reads an OpenAPI document, validates every request against it (path, query,
 //! headers, security, body) and answers from the document's examples or schemas. A
 //! contract test points a generated client at it, calls each operation and then asks
-//! [`Prism::violations`] ([`Calls::finish`] does both): a generated client that puts on the wire anything its own
-//! document forbids shows up there, with Prism's message naming the field.
+//! [`Prism::violations`] ([`Calls::finish`] does both): a generated client that puts on
+//! the wire anything its own document forbids shows up there, with Prism's message
+//! naming the field.
 //!
 //! Prism runs with `--errors`, so an invalid request gets an error response (422, or the
 //! status the document gives for it) instead of a best-effort answer, and the call

@@ -70,7 +70,7 @@ impl<'a> People<'a> {
         };
         self.client
             .bulk("getOwner")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }

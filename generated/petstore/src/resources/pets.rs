@@ -70,7 +70,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("createPet")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }
@@ -119,7 +119,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("deletePet")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }
@@ -161,7 +161,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("getPet")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }
@@ -229,7 +229,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("listPets")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }
@@ -306,7 +306,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("getPetPhoto")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }
@@ -361,7 +361,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("updatePet")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }
@@ -416,7 +416,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("updatePet")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }
@@ -470,7 +470,7 @@ impl<'a> Pets<'a> {
         };
         self.client
             .bulk("uploadPetPhoto")
-            .options(options.or_max_concurrency(4))
+            .options(options)
             .run(items, call)
             .await
     }
