@@ -115,6 +115,24 @@ impl Server {
     }
 }
 
+/// A client for `server` with the annotations' policy as it is.
+fn client(server: &Server) -> PetstoreClient {
+    PetstoreClient::builder()
+        .base_url(&server.url)
+        .build()
+        .unwrap()
+}
+
+/// A client for `server` whose default bucket is fast enough that only caps hold
+/// requests back.
+fn fast_client(server: &Server) -> PetstoreClient {
+    PetstoreClient::builder()
+        .base_url(&server.url)
+        .rate_limit(1000)
+        .build()
+        .unwrap()
+}
+
 fn ok(body: &str) -> Reply {
     (200, Vec::new(), body.to_owned())
 }
@@ -132,10 +150,7 @@ fn about(actual: Duration, expected: Duration) -> bool {
 #[tokio::test(start_paused = true)]
 async fn the_default_bucket_paces_the_third_request() {
     let server = Server::start(|_, _| ok(PET)).await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     for _ in 0..4 {
         client.pets().get(7).await.unwrap();
     }
@@ -163,10 +178,7 @@ async fn rate_limit_on_the_builder_replaces_the_default_bucket() {
 #[tokio::test(start_paused = true)]
 async fn writes_cost_two_units() {
     let server = Server::start(|_, _| (201, Vec::new(), PET.to_owned())).await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     let pet = serde_json::from_str(r#"{"name": "Rex", "kind": {"type": "cat"}}"#).unwrap();
     for _ in 0..3 {
         client.pets().create(&pet).await.unwrap();
@@ -217,10 +229,7 @@ fn the_sandbox_base_url_picks_the_sandbox_mode_limits() {
 async fn renamed_methods_and_resources_exist() {
     let owner = r#"{"id": "o-1", "name": "Ann"}"#;
     let server = Server::start(move |_, _| ok(owner)).await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     let owner = client.people().get("o-1").await.unwrap();
     assert_eq!(owner.name, "Ann");
     assert_eq!(server.seen()[0].uri, "/owners/o-1");
@@ -231,19 +240,13 @@ async fn renamed_methods_and_resources_exist() {
 #[tokio::test(start_paused = true)]
 async fn retries_follow_the_statuses_and_attempts_given() {
     let server = Server::start(|_, _| (502, Vec::new(), "{}".into())).await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     let error = client.pets().get(7).await.unwrap_err();
     assert_eq!(error.status().map(|s| s.as_u16()), Some(502));
     assert_eq!(server.seen().len(), 3, "502 is retried, 3 attempts in all");
 
     let server = Server::start(|_, _| (500, Vec::new(), "{}".into())).await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     client.pets().get(7).await.unwrap_err();
     assert_eq!(server.seen().len(), 1, "500 is not in the statuses");
 
@@ -264,10 +267,7 @@ async fn writes_carry_one_idempotency_key_across_retries() {
         _ => (201, Vec::new(), PET.to_owned()),
     })
     .await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     let pet = serde_json::from_str(r#"{"name": "Rex", "kind": {"type": "cat"}}"#).unwrap();
     client.pets().create(&pet).await.unwrap();
     let seen = server.seen();
@@ -289,10 +289,7 @@ async fn second_get_after_exhausted(remaining: &'static str, reset: &'static str
         _ => ok(PET),
     })
     .await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     client.pets().get(7).await.unwrap();
     client.pets().get(7).await.unwrap();
     server.offsets()[1]
@@ -325,10 +322,7 @@ async fn list_pages_follows_the_cursor() {
         }
     })
     .await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     let params = ListPetsParams {
         limit: Some(2),
         ..ListPetsParams::default()
@@ -358,12 +352,7 @@ async fn get_concurrently(client: &PetstoreClient, n: usize) {
 #[tokio::test(start_paused = true)]
 async fn max_in_flight_caps_concurrent_requests() {
     let server = Server::slow(ms(1000), |_, _| ok(PET)).await;
-    // A high rate, so only the cap holds requests back.
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .rate_limit(1000)
-        .build()
-        .unwrap();
+    let client = fast_client(&server);
     get_concurrently(&client, 20).await;
     assert_eq!(server.seen().len(), 20);
     assert_eq!(server.peak(), 8, "`default` allows 8 requests in flight");
@@ -372,11 +361,7 @@ async fn max_in_flight_caps_concurrent_requests() {
 #[tokio::test(start_paused = true)]
 async fn bulk_runs_take_the_annotations_concurrency_cap() {
     let server = Server::slow(ms(1000), |_, _| ok(PET)).await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .rate_limit(1000)
-        .build()
-        .unwrap();
+    let client = fast_client(&server);
     // A run is `Send`: it can be spawned like any other task.
     let run = tokio::spawn(async move {
         let options = polvo_runtime::bulk::BulkOptions::new();
@@ -388,11 +373,7 @@ async fn bulk_runs_take_the_annotations_concurrency_cap() {
 
     // The caller's cap wins over the annotations'.
     let server = Server::slow(ms(1000), |_, _| ok(PET)).await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .rate_limit(1000)
-        .build()
-        .unwrap();
+    let client = fast_client(&server);
     let options = polvo_runtime::bulk::BulkOptions::new().max_concurrency(6);
     let report = client.pets().bulk_get(0..20, options).await;
     assert!(report.is_complete(), "{report:?}");
@@ -406,10 +387,7 @@ async fn a_retry_after_above_max_retry_after_fails_at_once() {
         (429, headers, "{}".to_owned())
     })
     .await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     let error = client.pets().get(7).await.unwrap_err();
     assert!(error.is_rate_limited(), "{error:?}");
     assert_eq!(error.retry_after(), Some(Duration::from_secs(60)));
@@ -436,10 +414,7 @@ async fn the_hint_header_stops_a_retry_the_status_allows() {
         (503, headers, "{}".to_owned())
     })
     .await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     let error = client.pets().get(7).await.unwrap_err();
     assert_eq!(error.status().map(|s| s.as_u16()), Some(503));
     assert_eq!(server.seen().len(), 1, "the server said not to retry");
@@ -455,10 +430,7 @@ async fn bulk_update_reports_every_pet_in_input_order() {
         }
     })
     .await;
-    let client = PetstoreClient::builder()
-        .base_url(&server.url)
-        .build()
-        .unwrap();
+    let client = client(&server);
     let update = polvo_petstore::types::PetUpdate {
         name: Some("Rex".into()),
         ..Default::default()
