@@ -116,7 +116,7 @@ impl Server {
 }
 
 /// A client for `server` with the annotations' policy as it is.
-fn client(server: &Server) -> PetstoreClient {
+fn client_for(server: &Server) -> PetstoreClient {
     PetstoreClient::builder()
         .base_url(&server.url)
         .build()
@@ -150,7 +150,7 @@ fn about(actual: Duration, expected: Duration) -> bool {
 #[tokio::test(start_paused = true)]
 async fn the_default_bucket_paces_the_third_request() {
     let server = Server::start(|_, _| ok(PET)).await;
-    let client = client(&server);
+    let client = client_for(&server);
     for _ in 0..4 {
         client.pets().get(7).await.unwrap();
     }
@@ -178,7 +178,7 @@ async fn rate_limit_on_the_builder_replaces_the_default_bucket() {
 #[tokio::test(start_paused = true)]
 async fn writes_cost_two_units() {
     let server = Server::start(|_, _| (201, Vec::new(), PET.to_owned())).await;
-    let client = client(&server);
+    let client = client_for(&server);
     let pet = serde_json::from_str(r#"{"name": "Rex", "kind": {"type": "cat"}}"#).unwrap();
     for _ in 0..3 {
         client.pets().create(&pet).await.unwrap();
@@ -229,7 +229,7 @@ fn the_sandbox_base_url_picks_the_sandbox_mode_limits() {
 async fn renamed_methods_and_resources_exist() {
     let owner = r#"{"id": "o-1", "name": "Ann"}"#;
     let server = Server::start(move |_, _| ok(owner)).await;
-    let client = client(&server);
+    let client = client_for(&server);
     let owner = client.people().get("o-1").await.unwrap();
     assert_eq!(owner.name, "Ann");
     assert_eq!(server.seen()[0].uri, "/owners/o-1");
@@ -240,13 +240,13 @@ async fn renamed_methods_and_resources_exist() {
 #[tokio::test(start_paused = true)]
 async fn retries_follow_the_statuses_and_attempts_given() {
     let server = Server::start(|_, _| (502, Vec::new(), "{}".into())).await;
-    let client = client(&server);
+    let client = client_for(&server);
     let error = client.pets().get(7).await.unwrap_err();
     assert_eq!(error.status().map(|s| s.as_u16()), Some(502));
     assert_eq!(server.seen().len(), 3, "502 is retried, 3 attempts in all");
 
     let server = Server::start(|_, _| (500, Vec::new(), "{}".into())).await;
-    let client = client(&server);
+    let client = client_for(&server);
     client.pets().get(7).await.unwrap_err();
     assert_eq!(server.seen().len(), 1, "500 is not in the statuses");
 
@@ -267,7 +267,7 @@ async fn writes_carry_one_idempotency_key_across_retries() {
         _ => (201, Vec::new(), PET.to_owned()),
     })
     .await;
-    let client = client(&server);
+    let client = client_for(&server);
     let pet = serde_json::from_str(r#"{"name": "Rex", "kind": {"type": "cat"}}"#).unwrap();
     client.pets().create(&pet).await.unwrap();
     let seen = server.seen();
@@ -289,7 +289,7 @@ async fn second_get_after_exhausted(remaining: &'static str, reset: &'static str
         _ => ok(PET),
     })
     .await;
-    let client = client(&server);
+    let client = client_for(&server);
     client.pets().get(7).await.unwrap();
     client.pets().get(7).await.unwrap();
     server.offsets()[1]
@@ -322,7 +322,7 @@ async fn list_pages_follows_the_cursor() {
         }
     })
     .await;
-    let client = client(&server);
+    let client = client_for(&server);
     let params = ListPetsParams {
         limit: Some(2),
         ..ListPetsParams::default()
@@ -387,7 +387,7 @@ async fn a_retry_after_above_max_retry_after_fails_at_once() {
         (429, headers, "{}".to_owned())
     })
     .await;
-    let client = client(&server);
+    let client = client_for(&server);
     let error = client.pets().get(7).await.unwrap_err();
     assert!(error.is_rate_limited(), "{error:?}");
     assert_eq!(error.retry_after(), Some(Duration::from_secs(60)));
@@ -414,7 +414,7 @@ async fn the_hint_header_stops_a_retry_the_status_allows() {
         (503, headers, "{}".to_owned())
     })
     .await;
-    let client = client(&server);
+    let client = client_for(&server);
     let error = client.pets().get(7).await.unwrap_err();
     assert_eq!(error.status().map(|s| s.as_u16()), Some(503));
     assert_eq!(server.seen().len(), 1, "the server said not to retry");
@@ -430,7 +430,7 @@ async fn bulk_update_reports_every_pet_in_input_order() {
         }
     })
     .await;
-    let client = client(&server);
+    let client = client_for(&server);
     let update = polvo_petstore::types::PetUpdate {
         name: Some("Rex".into()),
         ..Default::default()
