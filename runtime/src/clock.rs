@@ -6,6 +6,7 @@
 //! inside `#[tokio::test(start_paused = true)]`.
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use tokio::time::Instant;
@@ -20,6 +21,23 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
     /// The wall-clock time matching [`Clock::now`].
     fn wall(&self) -> SystemTime;
+
+    /// Nanoseconds since a start fixed for this clock, advancing as [`Clock::now`] does.
+    ///
+    /// The limiter reads time through this on every acquire, so it is worth making cheap:
+    /// a clock counting nanoseconds itself (a TSC clock, say) answers without building an
+    /// `Instant`. The default counts from the first time any clock was read this way.
+    fn nanos(&self) -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        let now = self.now();
+        nanos_between(*START.get_or_init(|| now), now)
+    }
+}
+
+/// Nanoseconds from `from` to `to`, zero when `to` is earlier.
+fn nanos_between<T: Into<std::time::Instant>>(from: T, to: T) -> u64 {
+    let since = to.into().saturating_duration_since(from.into());
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The default clock: tokio's monotonic clock, with wall time derived from it.
@@ -65,6 +83,10 @@ impl Clock for TokioClock {
     fn wall(&self) -> SystemTime {
         self.anchor_wall + self.now().saturating_duration_since(self.anchor)
     }
+
+    fn nanos(&self) -> u64 {
+        nanos_between(self.anchor, self.now())
+    }
 }
 
 /// A clock on the operating system's monotonic clock, ignoring tokio's paused time.
@@ -100,5 +122,9 @@ impl Clock for StdClock {
 
     fn wall(&self) -> SystemTime {
         self.anchor_wall + std::time::Instant::now().saturating_duration_since(self.anchor)
+    }
+
+    fn nanos(&self) -> u64 {
+        nanos_between(self.anchor, std::time::Instant::now())
     }
 }

@@ -214,12 +214,22 @@ impl BucketState {
     }
 
     /// Recovers a little of the pace lost to earlier 429s, once they stopped repeating.
-    pub(crate) fn recover(&mut self) {
+    ///
+    /// Returns whether the pace rose.
+    pub(crate) fn recover(&mut self) -> bool {
         self.clean = self.clean.saturating_add(1);
         if self.pace < FULL_PACE && self.clean >= REPEAT_WITHIN {
             self.pace = (self.pace + PACE_RECOVERY).min(FULL_PACE);
             self.seq += 1;
+            return true;
         }
+        false
+    }
+
+    /// Whether a reservation at `now` or later needs nothing but the one TAT: a single
+    /// limit, at full pace, with no cooldown.
+    pub(crate) fn is_plain(&self, now: u64) -> bool {
+        self.tats.len() == 1 && self.pace >= FULL_PACE && self.blocked_until <= now
     }
 
     /// Units of `limit` that could start at `now`.

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -164,9 +165,124 @@ pub trait QuotaStore: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug)]
 pub struct MemoryStore {
     clock: Arc<dyn Clock>,
+    /// The store's timeline starts here, as an instant and on the clock's own count.
     origin: Instant,
+    origin_nanos: u64,
     index: RwLock<HashMap<String, usize>>,
-    states: Mutex<Vec<BucketState>>,
+    shelf: Mutex<Shelf>,
+}
+
+/// Bucket states behind the store's lock, and the lanes of the one-limit buckets.
+#[derive(Debug, Default)]
+struct Shelf {
+    states: Vec<BucketState>,
+    lanes: Vec<Option<Arc<Lane>>>,
+}
+
+/// What a lane holds while the lock owns its bucket's TAT.
+const CLOSED: u64 = u64::MAX;
+
+/// The TAT of a bucket with one limit, spendable without the store's lock.
+///
+/// While the bucket is plain (one limit, full pace, no cooldown) a request that can start
+/// now needs nothing but that TAT, so it is one compare-and-swap here, as in governor.
+/// Anything else takes the lock and first closes the lane, moving the TAT back into the
+/// bucket's state; the lock hands it back when the bucket is plain again. A spend on the
+/// lane bumps the state's change counter when the lane closes, so a waiter that is
+/// cancelled afterwards knows it was not the last reservation and refunds nothing.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    tat: LaneTat,
+    /// The store's clock and the start of its timeline, so a spend needs nothing else.
+    clock: Arc<dyn Clock>,
+    origin_nanos: u64,
+}
+
+/// The lane's word, on a cache line of its own (128 bytes covers the adjacent-line
+/// prefetch of x86): sharing one with data every acquire reads made each read on one
+/// core stall the compare-and-swap on the other.
+#[derive(Debug)]
+#[repr(align(128))]
+struct LaneTat(AtomicU64);
+
+/// One operation's spend on a lane, worked out when its plan is made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaneCost {
+    /// Nanoseconds of TAT one request adds.
+    spend: u64,
+    /// How far the TAT may lie ahead of now for the request to start at once.
+    slack: u64,
+}
+
+impl LaneCost {
+    /// The spend of `cost` units of `limit`, or `None` when they never fit its burst.
+    pub(crate) fn new(limit: &LimitParams, cost: u64) -> Option<Self> {
+        let slack = limit
+            .burst
+            .checked_sub(cost)?
+            .saturating_mul(limit.interval);
+        let spend = cost.saturating_mul(limit.interval);
+        Some(Self { spend, slack })
+    }
+}
+
+impl Lane {
+    /// Spends `cost` if it can start now; false sends the caller to the lock.
+    #[inline]
+    pub(crate) fn try_spend(&self, cost: LaneCost) -> bool {
+        let now = self.clock.nanos().saturating_sub(self.origin_nanos);
+        self.try_spend_at(cost, now)
+    }
+
+    #[inline]
+    fn try_spend_at(&self, cost: LaneCost, now: u64) -> bool {
+        let word = &self.tat.0;
+        let mut tat = word.load(Ordering::Acquire);
+        loop {
+            if tat == CLOSED || tat.saturating_sub(cost.slack) > now {
+                return false;
+            }
+            let next = tat.max(now).saturating_add(cost.spend);
+            if next == CLOSED {
+                return false;
+            }
+            match word.compare_exchange_weak(tat, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(seen) => tat = seen,
+            }
+        }
+    }
+}
+
+impl Shelf {
+    /// Moves the TATs of `targets` from their lanes into their states.
+    fn close(&mut self, targets: &[Target]) {
+        for target in targets {
+            let Some(lane) = &self.lanes[target.state] else {
+                continue;
+            };
+            let tat = lane.tat.0.swap(CLOSED, Ordering::AcqRel);
+            let state = &mut self.states[target.state];
+            if tat != CLOSED && state.tats[0] != tat {
+                state.tats[0] = tat;
+                state.seq += 1;
+            }
+        }
+    }
+
+    /// Hands the TATs of the plain buckets among `targets` back to their lanes.
+    fn reopen(&mut self, targets: &[Target], now: u64) {
+        for target in targets {
+            let Some(lane) = &self.lanes[target.state] else {
+                continue;
+            };
+            let state = &self.states[target.state];
+            let closed = lane.tat.0.load(Ordering::Acquire) == CLOSED;
+            if closed && state.is_plain(now) && state.tats[0] < CLOSED {
+                lane.tat.0.store(state.tats[0], Ordering::Release);
+            }
+        }
+    }
 }
 
 impl Default for MemoryStore {
@@ -183,12 +299,13 @@ impl MemoryStore {
 
     /// A store reading time from `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        let origin = clock.now();
+        let (origin, origin_nanos) = (clock.now(), clock.nanos());
         Self {
             clock,
             origin,
+            origin_nanos,
             index: RwLock::default(),
-            states: Mutex::default(),
+            shelf: Mutex::default(),
         }
     }
 
@@ -198,24 +315,40 @@ impl MemoryStore {
         if let Some(&slot) = index.get(key) {
             return slot;
         }
-        let mut states = self.lock();
-        states.push(BucketState::new(limits));
-        index.insert(key.to_owned(), states.len() - 1);
-        states.len() - 1
+        let mut shelf = self.lock();
+        shelf.states.push(BucketState::new(limits));
+        let lane = (limits == 1).then(|| {
+            Arc::new(Lane {
+                tat: LaneTat(AtomicU64::new(0)),
+                clock: self.clock.clone(),
+                origin_nanos: self.origin_nanos,
+            })
+        });
+        shelf.lanes.push(lane);
+        let slot = shelf.states.len() - 1;
+        index.insert(key.to_owned(), slot);
+        slot
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Vec<BucketState>> {
-        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    /// The lane of the bucket at `state`, when it has one limit.
+    pub(crate) fn lane(&self, state: usize) -> Option<Arc<Lane>> {
+        self.lock().lanes.get(state).cloned().flatten()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shelf> {
+        self.shelf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lock, with the TATs of `targets` taken back from their lanes.
+    fn hold(&self, targets: &[Target]) -> MutexGuard<'_, Shelf> {
+        let mut shelf = self.lock();
+        shelf.close(targets);
+        shelf
     }
 
     /// Nanoseconds since the store's origin.
     pub(crate) fn now_nanos(&self) -> u64 {
-        self.to_nanos(self.clock.now())
-    }
-
-    pub(crate) fn to_nanos(&self, at: Instant) -> u64 {
-        let since = at.saturating_duration_since(self.origin);
-        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        self.clock.nanos().saturating_sub(self.origin_nanos)
     }
 
     pub(crate) fn to_instant(&self, nanos: u64) -> Instant {
@@ -234,15 +367,16 @@ impl MemoryStore {
         // Read the clock before taking the lock, to keep the critical section short. A
         // `now` read a few nanoseconds early is the same as a request arriving then.
         let now = self.now_nanos();
-        let mut states = self.lock();
+        let mut shelf = self.hold(targets);
         let (decision, deferred) =
-            gcra::reserve_masked(&mut states, targets, mask, cost, now, max_wait);
+            gcra::reserve_masked(&mut shelf.states, targets, mask, cost, now, max_wait);
         let waits = matches!(decision, Decision::Granted { start } if start > now);
         let ticket = if waits {
-            ticket_of(&states, targets, deferred)
+            ticket_of(&shelf.states, targets, deferred)
         } else {
             Ticket::default()
         };
+        shelf.reopen(targets, now);
         (decision, now, ticket)
     }
 
@@ -250,24 +384,28 @@ impl MemoryStore {
     /// of most acquires, without the bookkeeping a wait needs.
     pub(crate) fn try_now(&self, target: &Target, cost: u64) -> bool {
         let now = self.now_nanos();
-        let mut states = self.lock();
-        let state = &mut states[target.state];
-        match state.earliest(&target.limits, cost, now) {
+        let targets = std::slice::from_ref(target);
+        let mut shelf = self.hold(targets);
+        let state = &mut shelf.states[target.state];
+        let started = match state.earliest(&target.limits, cost, now) {
             Ok(start) if start <= now => {
                 state.commit(&target.limits, cost, now);
                 true
             }
             _ => false,
-        }
+        };
+        shelf.reopen(targets, now);
+        started
     }
 
     /// The current pace of a bucket, as a share of its configured rate.
     pub(crate) fn pace_of(&self, target: &Target) -> f64 {
-        f64::from(self.lock()[target.state].pace) / f64::from(gcra::FULL_PACE)
+        f64::from(self.lock().states[target.state].pace) / f64::from(gcra::FULL_PACE)
     }
 
     pub(crate) fn release_at(&self, targets: &[Target], cost: u64, ticket: &Ticket) {
-        let mut states = self.lock();
+        let mut shelf = self.hold(targets);
+        let states = &mut shelf.states;
         let charged = || {
             let pairs = targets.iter().zip(&ticket.seqs).enumerate();
             pairs
@@ -279,30 +417,38 @@ impl MemoryStore {
                 states[target.state].refund(&target.limits, cost, seq);
             }
         }
+        shelf.reopen(targets, self.now_nanos());
     }
 
     pub(crate) fn moved_by_at(&self, targets: &[Target], ticket: &Ticket) -> u64 {
-        let states = self.lock();
-        let shift: u64 = targets.iter().map(|t| states[t.state].shift_total).sum();
+        let shelf = self.lock();
+        let shift: u64 = targets
+            .iter()
+            .map(|t| shelf.states[t.state].shift_total)
+            .sum();
         shift.saturating_sub(ticket.shift)
     }
 
     pub(crate) fn pause_at(&self, targets: &[Target], delay: Duration, slow_down: bool) {
-        let mut states = self.lock();
+        let mut shelf = self.hold(targets);
         let now = self.now_nanos();
         let until = now.saturating_add(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX));
         for target in targets {
-            states[target.state].pause(now, until, slow_down);
+            shelf.states[target.state].pause(now, until, slow_down);
         }
+        shelf.reopen(targets, now);
     }
 
     pub(crate) fn delay_at(&self, target: &Target, delay: Duration) {
-        let mut states = self.lock();
-        states[target.state].delay(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX));
+        let targets = std::slice::from_ref(target);
+        let mut shelf = self.hold(targets);
+        shelf.states[target.state].delay(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX));
+        shelf.reopen(targets, self.now_nanos());
     }
 
     pub(crate) fn adopt_at(&self, target: &Target, report: &Report) {
-        let mut states = self.lock();
+        let targets = std::slice::from_ref(target);
+        let mut shelf = self.hold(targets);
         let now = self.now_nanos();
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let view = ServerView {
@@ -311,26 +457,35 @@ impl MemoryStore {
             limit: report.limit,
             window: report.window.map(nanos),
         };
-        states[target.state].adopt(&target.limits, now, &view);
+        shelf.states[target.state].adopt(&target.limits, now, &view);
+        shelf.reopen(targets, now);
     }
 
     pub(crate) fn recover_at(&self, targets: &[Target]) {
-        let mut states = self.lock();
+        let mut shelf = self.lock();
+        let mut recovered = false;
         for target in targets {
-            states[target.state].recover();
+            recovered |= shelf.states[target.state].recover();
+        }
+        // Only a return to full pace can make a bucket plain again.
+        if recovered {
+            shelf.reopen(targets, self.now_nanos());
         }
     }
 
     pub(crate) fn view_at(&self, target: &Target) -> BucketView {
-        let states = self.lock();
+        let targets = std::slice::from_ref(target);
+        let mut shelf = self.hold(targets);
         let now = self.now_nanos();
-        let state = &states[target.state];
+        let state = &shelf.states[target.state];
         let available = (0..target.limits.len()).map(|i| state.available(&target.limits, i, now));
-        BucketView {
+        let view = BucketView {
             available: available.collect(),
             blocked_for: Duration::from_nanos(state.blocked_until.saturating_sub(now)),
             pace_ppm: state.pace,
-        }
+        };
+        shelf.reopen(targets, now);
+        view
     }
 
     /// Resolves keyed buckets to indexed targets, registering new keys.
@@ -434,5 +589,74 @@ impl QuotaStore for MemoryStore {
 
     fn as_memory(&self) -> Option<&MemoryStore> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+
+    const MS: u64 = 1_000_000;
+
+    /// A store with one bucket of `count` per second, burst 1, and its target and lane.
+    fn one_bucket(count: u32) -> (MemoryStore, Target, Arc<Lane>, LaneCost) {
+        let store = MemoryStore::with_clock(Arc::new(TokioClock::new()));
+        let limit = LimitParams::from(&Limit::per_second(count).expect("valid limit"));
+        let target = Target {
+            state: store.register("s:b", 1),
+            limits: vec![limit],
+        };
+        let lane = store.lane(target.state).expect("one limit has a lane");
+        let cost = LaneCost::new(&limit, 1).expect("fits");
+        (store, target, lane, cost)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_waiter_refunds_nothing_after_a_lane_spend() {
+        let (store, target, lane, cost) = one_bucket(10);
+        let targets = std::slice::from_ref(&target);
+        assert!(lane.try_spend(cost));
+        let (decision, _, ticket) = store.reserve_at(targets, gcra::ALL, 1, None);
+        assert_eq!(decision, Decision::Granted { start: 100 * MS });
+
+        // The waiter oversleeps by a whole slot; a request on the lane takes the next one.
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert!(lane.try_spend(cost));
+        store.release_at(targets, 1, &ticket);
+
+        let tats = &store.lock().states[target.state].tats;
+        assert_eq!(tats, &[300 * MS], "the waiter's slot stays spent");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lane_closes_for_a_cooldown_and_reopens_after_it() {
+        let (store, target, lane, cost) = one_bucket(1_000);
+        let targets = std::slice::from_ref(&target);
+        store.pause_at(targets, Duration::from_millis(50), false);
+        assert!(!lane.try_spend(cost), "closed while blocked");
+
+        tokio::time::advance(Duration::from_millis(50)).await;
+        assert!(!lane.try_spend(cost), "only the lock reopens it");
+        let (decision, now, _) = store.reserve_at(targets, gcra::ALL, 1, None);
+        assert_eq!(decision, Decision::Granted { start: now });
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(lane.try_spend(cost), "plain again after the cooldown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slowed_bucket_stays_off_the_lane_until_its_pace_recovers() {
+        let (store, target, lane, cost) = one_bucket(1_000);
+        let targets = std::slice::from_ref(&target);
+        // Two 429s in a row without a retry time lower the pace.
+        store.pause_at(targets, Duration::ZERO, true);
+        store.pause_at(targets, Duration::ZERO, true);
+        assert!(store.pace_of(&target) < 1.0);
+        assert!(!lane.try_spend(cost));
+
+        while store.pace_of(&target) < 1.0 {
+            store.recover_at(targets);
+        }
+        assert!(lane.try_spend(cost));
     }
 }
