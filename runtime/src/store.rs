@@ -5,8 +5,9 @@
 //! as one script on its server, with the server's clock. Times cross the trait as delays
 //! from "now", never as instants, because a shared store's "now" is not the caller's.
 //!
-//! The limiter talks to a [`MemoryStore`] through a fast path by bucket index; everything
-//! else goes through the trait by key.
+//! The limiter talks to a [`MemoryStore`] through a fast path by bucket index (and, for a
+//! bucket with one limit that can start a request now, through its lock-free [`Lane`]);
+//! everything else goes through the trait by key.
 
 use std::collections::HashMap;
 use std::fmt;
