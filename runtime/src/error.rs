@@ -22,19 +22,8 @@ pub enum Error {
     #[error("{0}")]
     RateLimited(Box<RateLimited>),
     /// The request's cost exceeds a limit's burst: it can never be sent.
-    #[error(
-        "operation `{operation}` costs {cost}, which never fits limit {limit} of bucket `{bucket}`"
-    )]
-    NeverFits {
-        /// The operation.
-        operation: String,
-        /// Its cost.
-        cost: u32,
-        /// The bucket.
-        bucket: String,
-        /// The limit it can never fit.
-        limit: Limit,
-    },
+    #[error("{0}")]
+    NeverFits(Box<NeverFits>),
     /// The server answered with a status that is not a success.
     #[error("{0}")]
     Api(Box<ApiError>),
@@ -49,7 +38,7 @@ pub enum Error {
     InvalidRequest(String),
     /// The client or its policy is misconfigured.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(Box<ConfigError>),
     /// The shared quota store failed and the failure policy says to stop.
     #[error("quota store error: {0}")]
     Store(String),
@@ -59,7 +48,7 @@ impl Error {
     /// Whether the request hit a rate limit, on our side or the server's.
     pub fn is_rate_limited(&self) -> bool {
         match self {
-            Self::RateLimited(_) | Self::NeverFits { .. } => true,
+            Self::RateLimited(_) | Self::NeverFits(_) => true,
             Self::Api(api) => api.status == StatusCode::TOO_MANY_REQUESTS,
             _ => false,
         }
@@ -105,6 +94,30 @@ impl Error {
     pub(crate) fn transport(err: reqwest::Error) -> Self {
         Self::Transport(err.without_url())
     }
+}
+
+// Large variants are boxed so that `Result<Permit, Error>`, which every acquire returns,
+// stays small to move.
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        Self::Config(Box::new(error))
+    }
+}
+
+/// A request whose cost exceeds a limit's burst, so that it can never be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "operation `{operation}` costs {cost}, which never fits limit {limit} of bucket `{bucket}`"
+)]
+pub struct NeverFits {
+    /// The operation.
+    pub operation: String,
+    /// Its cost.
+    pub cost: u32,
+    /// The bucket.
+    pub bucket: String,
+    /// The limit it can never fit.
+    pub limit: Limit,
 }
 
 /// A request stopped by a rate limit.

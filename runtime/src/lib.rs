@@ -68,7 +68,7 @@ mod usage;
 
 pub use client::{Auth, Client, ClientBuilder, Response, Secret};
 pub use clock::{Clock, StdClock, TokioClock};
-pub use error::{ApiError, DecodeError, Error, RateLimitReason, RateLimited};
+pub use error::{ApiError, DecodeError, Error, NeverFits, RateLimitReason, RateLimited};
 pub use headers::{HeaderNames, RateLimitInfo, ResetKind};
 pub use limit::{Limit, LimitError};
 pub use limiter::{Limiter, Permit};

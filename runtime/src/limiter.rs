@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::clock::{Clock, TokioClock};
-use crate::error::{Error, RateLimitReason, RateLimited};
+use crate::error::{Error, NeverFits, RateLimitReason, RateLimited};
 use crate::gcra::{ALL, Decision, LimitParams, Target};
 use crate::headers::RateLimitInfo;
 use crate::limit::Limit;
@@ -510,12 +510,12 @@ impl Limiter {
 
     fn never(&self, operation: &str, plan: &Plan, target: usize, limit: usize) -> Error {
         let bucket = &self.inner.buckets[plan.buckets[target]];
-        Error::NeverFits {
+        Error::NeverFits(Box::new(NeverFits {
             operation: operation.to_owned(),
             cost: plan.cost,
             bucket: bucket.name.clone(),
             limit: bucket.limits[limit],
-        }
+        }))
     }
 
     /// Stops every bucket of `operation` for `delay`: pending requests wait it out too.
