@@ -337,7 +337,7 @@ impl Limiter {
                     if moved == 0 {
                         break;
                     }
-                    ticket.shift += moved;
+                    ticket.moved(moved);
                     wake += Duration::from_nanos(moved);
                 }
                 let deferred = refund.ticket.take().map_or(0, |t| t.deferred);
@@ -401,7 +401,7 @@ impl Limiter {
             if moved.is_zero() {
                 return Ok(ticket.deferred);
             }
-            ticket.shift += u64::try_from(moved.as_nanos()).unwrap_or(u64::MAX);
+            ticket.moved(u64::try_from(moved.as_nanos()).unwrap_or(u64::MAX));
             wake += moved;
         }
     }

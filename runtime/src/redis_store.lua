@@ -166,7 +166,8 @@ end
 local ops = {}
 
 -- reserve_masked with every target: ARGV cost, max_wait_us (-1: none), buckets.
--- Replies {0, wait, shift, seq..., deferred flag...}, {1, wait, bucket} for TooLong,
+-- Replies {0, wait, shift..., seq..., deferred flag...} (one of each per bucket),
+-- {1, wait, bucket} for TooLong,
 -- {2, bucket, limit} for Never (indices from 0).
 function ops.reserve()
   local cost = tonumber(ARGV[2])
@@ -189,7 +190,7 @@ function ops.reserve()
     return { 1, start - now, decider - 1 }
   end
 
-  local reply = { 0, start - now, 0 }
+  local reply = { 0, start - now }
   local deferred = {}
   for k, bucket in ipairs(buckets) do
     local state = load(bucket)
@@ -201,10 +202,11 @@ function ops.reserve()
       deferred[k] = 1
     end
   end
-  for k, bucket in ipairs(buckets) do
-    local state = load(bucket)
-    reply[3] = reply[3] + state.shift
-    reply[#reply + 1] = state.seq
+  for _, bucket in ipairs(buckets) do
+    reply[#reply + 1] = load(bucket).shift
+  end
+  for _, bucket in ipairs(buckets) do
+    reply[#reply + 1] = load(bucket).seq
   end
   for k = 1, #buckets do
     reply[#reply + 1] = deferred[k]
@@ -241,14 +243,14 @@ function ops.release()
   return { 1 }
 end
 
--- The buckets' summed pause totals (the caller subtracts its ticket's).
+-- Each bucket's pause total (the caller compares them with its ticket's).
 function ops.shift()
   local buckets = read_buckets(2)
-  local total = 0
-  for _, bucket in ipairs(buckets) do
-    total = total + load(bucket).shift
+  local totals = {}
+  for k, bucket in ipairs(buckets) do
+    totals[k] = load(bucket).shift
   end
-  return { total }
+  return totals
 end
 
 -- MemoryStore::pause_at: ARGV delay_us, slow_down (0 or 1), buckets.

@@ -26,8 +26,8 @@
 //! one's help. The local fallback is a [`MemoryStore`] with every limit scaled to a share
 //! of its count, for a fleet whose members each take their share while they cannot talk.
 //!
-//! Tickets remember which store made them: a Redis ticket has the top bit of
-//! [`Ticket::shift`] set (pause totals never come near 2^63 ns, which is 292 years), so a
+//! Tickets remember which store made them: a Redis ticket has the top bit of each of its
+//! [`Ticket::shifts`] set (pause totals never come near 2^63 ns, which is 292 years), so a
 //! reservation made locally during an outage is never checked against Redis's totals once
 //! Redis is back, or the other way round.
 
@@ -54,7 +54,7 @@ use crate::store::{
 /// The script behind every operation.
 const SCRIPT: &str = include_str!("redis_store.lua");
 
-/// Marks a ticket's `shift` as Redis's (see the module docs).
+/// Marks a ticket's `shifts` as Redis's (see the module docs).
 const REMOTE: u64 = 1 << 63;
 
 /// What a [`RedisStore`] does while Redis is unreachable or too slow.
@@ -300,7 +300,7 @@ impl RedisStore {
         let (reply, round_trip) = self.call("reserve", request.buckets, &args).await?;
         let n = request.buckets.len();
         match reply.as_slice() {
-            [0, wait, shift, rest @ ..] if rest.len() == 2 * n => {
+            [0, wait, rest @ ..] if rest.len() == 3 * n => {
                 let wait = duration(*wait);
                 if wait.is_zero() {
                     return Ok(Grant::Ready {
@@ -308,9 +308,10 @@ impl RedisStore {
                         ticket: Ticket::default(),
                     });
                 }
+                let (shifts, rest) = rest.split_at(n);
                 let (seqs, flags) = rest.split_at(n);
                 let ticket = Ticket {
-                    shift: REMOTE | nanos(*shift),
+                    shifts: shifts.iter().map(|&s| REMOTE | nanos(s)).collect(),
                     seqs: seqs
                         .iter()
                         .map(|&s| u64::try_from(s).unwrap_or(0))
@@ -355,11 +356,12 @@ impl RedisStore {
         ticket: &Ticket,
     ) -> Result<Duration, Failure> {
         let (reply, _) = self.call("shift", buckets, &[]).await?;
-        let &[total] = reply.as_slice() else {
+        if reply.len() != buckets.len() {
             return Err(Failure::reply("shift", &reply));
-        };
-        let moved = nanos(total).saturating_sub(ticket.shift & !REMOTE);
-        Ok(Duration::from_nanos(moved))
+        }
+        let since = |(&now, &then): (&i64, &u64)| nanos(now).saturating_sub(then & !REMOTE);
+        let moved = reply.iter().zip(&ticket.shifts).map(since).max();
+        Ok(Duration::from_nanos(moved.unwrap_or(0)))
     }
 
     async fn adopt_remote(&self, bucket: BucketRef<'_>, report: Report) -> Result<(), Failure> {
@@ -800,7 +802,8 @@ pub(crate) fn for_client(
 
 /// Whether `ticket` came from the local store.
 fn is_local(store: &RedisStore, ticket: &Ticket) -> bool {
-    matches!(store.on_failure, OnFailure::Local { .. }) && ticket.shift & REMOTE == 0
+    let remote = ticket.shifts.first().is_some_and(|s| s & REMOTE != 0);
+    matches!(store.on_failure, OnFailure::Local { .. }) && !remote
 }
 
 /// A limit's script arguments: its count, then interval (µs, rounded up), burst and period.

@@ -81,13 +81,24 @@ pub enum Grant {
 /// A reservation's identity, to undo it or to learn it was moved by a pause.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ticket {
-    /// The buckets' summed pause total when reserved.
-    pub shift: u64,
+    /// Each bucket's pause total when reserved (or when the waiter last moved): a waiter
+    /// moves by the most any one of its buckets moved since, not by their sum.
+    pub shifts: Vec<u64>,
     /// Each bucket's change counter after the reservation.
     pub seqs: Vec<u64>,
     /// Buckets (bit per index in the request) not charged yet: the waiter reserves them
     /// when it wakes, so a slow bucket's queue does not hold idle a faster one.
     pub deferred: u64,
+}
+
+impl Ticket {
+    /// Records that the waiter moved by `by` nanoseconds: a bucket must move further than
+    /// that to move it again.
+    pub fn moved(&mut self, by: u64) {
+        for shift in &mut self.shifts {
+            *shift = shift.saturating_add(by);
+        }
+    }
 }
 
 /// What a server reported about one bucket, as delays from now.
@@ -423,11 +434,11 @@ impl MemoryStore {
 
     pub(crate) fn moved_by_at(&self, targets: &[Target], ticket: &Ticket) -> u64 {
         let shelf = self.lock();
-        let shift: u64 = targets
-            .iter()
-            .map(|t| shelf.states[t.state].shift_total)
-            .sum();
-        shift.saturating_sub(ticket.shift)
+        let totals = targets.iter().map(|t| shelf.states[t.state].shift_total);
+        let moved = totals
+            .zip(&ticket.shifts)
+            .map(|(now, &then)| now.saturating_sub(then));
+        moved.max().unwrap_or(0)
     }
 
     pub(crate) fn pause_at(&self, targets: &[Target], delay: Duration, slow_down: bool) {
@@ -501,7 +512,10 @@ impl MemoryStore {
 
 fn ticket_of(states: &[BucketState], targets: &[Target], deferred: u64) -> Ticket {
     Ticket {
-        shift: targets.iter().map(|t| states[t.state].shift_total).sum(),
+        shifts: targets
+            .iter()
+            .map(|t| states[t.state].shift_total)
+            .collect(),
         seqs: targets.iter().map(|t| states[t.state].seq).collect(),
         deferred,
     }

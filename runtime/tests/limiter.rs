@@ -184,6 +184,35 @@ async fn cooldown_moves_every_pending_waiter() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn cooldown_over_two_buckets_moves_a_waiter_once() {
+    let policy = Policy::builder()
+        .bucket("a", [Limit::per_second(10).unwrap()])
+        .bucket("b", [Limit::per_second(10).unwrap()])
+        .operation("op", ["a", "b"], 1)
+        .build()
+        .unwrap();
+    let limiter = limiter(policy);
+    let t0 = Instant::now();
+    drop(limiter.acquire("op").await.unwrap());
+    let waiter = {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            limiter.acquire("op").await.map(drop).unwrap();
+            Instant::now()
+        })
+    };
+    tokio::task::yield_now().await;
+
+    // The slot at 100 ms moves by the 2 s cooldown of both buckets, not by 2 s each.
+    tokio::time::advance(Duration::from_millis(50)).await;
+    limiter
+        .pause("op", Duration::from_secs(2), false)
+        .await
+        .unwrap();
+    assert_eq!(waiter.await.unwrap() - t0, Duration::from_millis(2100));
+}
+
+#[tokio::test(start_paused = true)]
 async fn server_reporting_less_remaining_tightens_the_bucket() {
     let limit = Limit::per_minute(60).unwrap().with_burst(60).unwrap();
     let policy = Policy::builder()

@@ -213,6 +213,43 @@ async fn pause_blocks_and_moves_pending(store: Arc<dyn QuotaStore>) {
     assert_near(next, Duration::from_secs(722));
 }
 
+/// A waiter spending two buckets moves by the most either of them was paused, not by the
+/// sum: a cooldown of both by 2 s moves it 2 s.
+async fn pause_over_two_buckets_moves_once(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(10, hour(), 1)];
+    let buckets = [
+        BucketRef {
+            key: "svc:m1",
+            limits: &limits,
+        },
+        BucketRef {
+            key: "svc:m2",
+            limits: &limits,
+        },
+    ];
+    granted(reserve(&*store, &buckets, None).await);
+    let (wait, mut ticket) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(wait, Duration::from_secs(360));
+
+    let two = Duration::from_secs(2);
+    store.pause(&buckets, two, false).await.unwrap();
+    let moved = store.moved_by(&buckets, &ticket).await.unwrap();
+    assert_eq!(moved, two, "moved by the pause once");
+
+    // Once the waiter has moved, only a bucket paused further moves it again.
+    ticket.moved(u64::try_from(moved.as_nanos()).unwrap());
+    assert_eq!(
+        store.moved_by(&buckets, &ticket).await.unwrap(),
+        Duration::ZERO
+    );
+    store
+        .pause(&buckets[1..], Duration::from_secs(5), false)
+        .await
+        .unwrap();
+    let again = store.moved_by(&buckets, &ticket).await.unwrap();
+    assert_near(again, Duration::from_secs(3));
+}
+
 /// A lower remaining tightens the bucket, a higher one never loosens it, and an exhausted
 /// window with a reset pauses it.
 async fn adopt_what_the_server_reports(store: Arc<dyn QuotaStore>) {
@@ -468,6 +505,7 @@ contract!(
     never_fits,
     max_wait_refusal,
     pause_blocks_and_moves_pending,
+    pause_over_two_buckets_moves_once,
     adopt_what_the_server_reports,
     adopt_matches_the_reported_window,
     repeated_429s_cut_the_pace,
