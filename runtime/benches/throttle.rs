@@ -7,6 +7,9 @@
 //! succeeds, so both clients do the same work; the figures are the achieved rate of
 //! successes against R and the 429s received.
 //!
+//! polvo runs twice: as configured by default, and with precise wake-ups (a timer thread
+//! for the last 3 ms of each wait, `PolicyBuilder::precise_wakeups`).
+//!
 //! Size with `POLVO_BENCH_REQUESTS` (default 5000) and `POLVO_BENCH_RATE` (default 500).
 
 use std::num::NonZeroU32;
@@ -80,8 +83,12 @@ struct Outcome {
     rejected: u64,
 }
 
-async fn run_polvo(url: &str, rate: u32, requests: usize) -> Outcome {
-    let policy = Policy::builder()
+async fn run_polvo(url: &str, rate: u32, requests: usize, precise: bool) -> Outcome {
+    let mut policy = Policy::builder();
+    if precise {
+        policy = policy.precise_wakeups(Duration::from_millis(3));
+    }
+    let policy = policy
         .bucket("default", [Limit::per_second(rate).expect("limit")])
         .retry(
             RetryPolicy::builder()
@@ -165,15 +172,16 @@ fn main() {
         .expect("tokio runtime");
     println!("throttle accuracy: {requests} requests, server enforcing {rate}/s strictly");
     println!(
-        "{:<10} {:>10} {:>10} {:>12} {:>8}",
+        "{:<12} {:>10} {:>10} {:>12} {:>8}",
         "client", "tolerance", "elapsed", "rate / R", "429s"
     );
     rt.block_on(async {
         for tolerance in [1, 0] {
-            for client in ["polvo", "governor"] {
+            for client in ["polvo", "polvo+timer", "governor"] {
                 let (url, gate) = serve(rate, tolerance).await;
                 let outcome = match client {
-                    "polvo" => run_polvo(&url, rate, requests).await,
+                    "polvo" => run_polvo(&url, rate, requests, false).await,
+                    "polvo+timer" => run_polvo(&url, rate, requests, true).await,
                     _ => run_governor(&url, rate, requests).await,
                 };
                 let achieved = requests as f64 / outcome.elapsed.as_secs_f64();
@@ -182,7 +190,7 @@ fn main() {
                 let ratio = ideal_first / outcome.elapsed.as_secs_f64();
                 assert_eq!(gate.ok.load(Ordering::Relaxed), requests as u64);
                 println!(
-                    "{client:<10} {tolerance:>10} {:>9.2}s {:>11.2}% {:>8}   ({achieved:.1}/s)",
+                    "{client:<12} {tolerance:>10} {:>9.2}s {:>11.2}% {:>8}   ({achieved:.1}/s)",
                     outcome.elapsed.as_secs_f64(),
                     ratio * 100.0,
                     outcome.rejected

@@ -64,6 +64,7 @@ mod request;
 mod retry;
 mod store;
 mod telemetry;
+mod timer;
 mod usage;
 
 pub use client::{Auth, Client, ClientBuilder, Response, Secret};

@@ -27,6 +27,7 @@ use crate::store::{
     BucketRef, Grant, Lane, LaneCost, MemoryStore, QuotaStore, Report, ReserveRequest, Ticket,
 };
 use crate::telemetry;
+use crate::timer;
 use crate::usage::{BucketUsage, Counters, ServerSeen, Usage};
 
 /// Hands out permission to send requests under a service's policy.
@@ -64,6 +65,7 @@ struct Inner {
     service_slots: Option<Arc<Semaphore>>,
     service_cap: Option<usize>,
     max_wait: Option<Duration>,
+    precise_wakeups: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -164,6 +166,7 @@ impl Limiter {
             service_slots: policy.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
             service_cap: policy.max_in_flight,
             max_wait: policy.max_wait(),
+            precise_wakeups: policy.precise_wakeups(),
             clock,
             store,
             buckets,
@@ -329,7 +332,7 @@ impl Limiter {
                 let began = memory.to_instant(now);
                 let mut wake = memory.to_instant(start);
                 loop {
-                    tokio::time::sleep_until(wake).await;
+                    timer::sleep_until(wake, self.inner.precise_wakeups).await;
                     let Some(ticket) = refund.ticket.as_mut() else {
                         break;
                     };
@@ -391,7 +394,7 @@ impl Limiter {
         mut wake: Instant,
     ) -> Result<u64, Error> {
         loop {
-            tokio::time::sleep_until(wake).await;
+            timer::sleep_until(wake, self.inner.precise_wakeups).await;
             let moved = self
                 .inner
                 .store

@@ -159,6 +159,7 @@ pub struct Policy {
     pub(crate) default_operation: OperationPolicy,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) max_wait: Option<Duration>,
+    pub(crate) precise_wakeups: Option<Duration>,
     pub(crate) bulk_max_concurrency: Option<usize>,
     pub(crate) retry: RetryPolicy,
     pub(crate) headers: HeaderNames,
@@ -177,6 +178,7 @@ impl Default for Policy {
             default_operation: OperationPolicy::default(),
             max_in_flight: None,
             max_wait: None,
+            precise_wakeups: None,
             bulk_max_concurrency: None,
             retry: RetryPolicy::default(),
             headers: HeaderNames::default(),
@@ -218,6 +220,11 @@ impl Policy {
     /// The longest a request waits for quota before failing with a rate-limit error.
     pub fn max_wait(&self) -> Option<Duration> {
         self.max_wait
+    }
+
+    /// The window of precise wake-ups, if set; see [`PolicyBuilder::precise_wakeups`].
+    pub fn precise_wakeups(&self) -> Option<Duration> {
+        self.precise_wakeups
     }
 
     /// The header names the service uses.
@@ -420,6 +427,39 @@ impl PolicyBuilder {
     /// Fails a request with a rate-limit error instead of waiting longer than `max_wait`.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.policy.max_wait = Some(max_wait);
+        self
+    }
+
+    /// Wakes paced requests on a dedicated timer thread for the last `window` of each
+    /// wait, instead of on tokio's timer alone.
+    ///
+    /// tokio's timer has 1 ms ticks and fires when a worker gets to it, so paced requests
+    /// leave up to a couple of milliseconds after their slot, unevenly. A server that
+    /// tolerates one request early absorbs that; one that tolerates none sees some
+    /// requests closer together than its interval and refuses them, and the bucket's
+    /// pace drops to match. With a window of a few milliseconds (3 ms covers tokio's
+    /// lateness on a busy machine) sends stay within a fraction of a millisecond of
+    /// their slots: measured at 500/s against such a server, 80 % of its rate instead
+    /// of 66 %. Against a server that tolerates one request it does not help, and it
+    /// earned a few more 429s there; leave it off unless the server tolerates nothing.
+    /// The timer thread starts on first use and sleeps between wake-ups; on tokio's
+    /// paused clock deadlines are still kept exactly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use polvo_runtime::{Limit, Policy};
+    ///
+    /// let policy = Policy::builder()
+    ///     .bucket("default", [Limit::per_second(500)?])
+    ///     .precise_wakeups(Duration::from_millis(3))
+    ///     .build()?;
+    /// assert_eq!(policy.precise_wakeups(), Some(Duration::from_millis(3)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn precise_wakeups(mut self, window: Duration) -> Self {
+        self.policy.precise_wakeups = Some(window);
         self
     }
 

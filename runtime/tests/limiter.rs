@@ -42,6 +42,20 @@ async fn paced_stream_keeps_exact_slots() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn precise_wakeups_keep_the_same_slots_on_a_paused_clock() {
+    let policy = Policy::builder()
+        .bucket("default", [Limit::per_second(100).unwrap()])
+        .precise_wakeups(Duration::from_millis(3))
+        .build()
+        .unwrap();
+    let limiter = limiter(policy);
+    let t0 = Instant::now();
+    let got = starts(&limiter, "op", 5, t0).await;
+    let want: Vec<_> = (0..5).map(|i| Duration::from_millis(10 * i)).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test(start_paused = true)]
 async fn waiters_are_served_in_arrival_order() {
     let limiter = limiter(per_second(10));
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
