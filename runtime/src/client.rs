@@ -299,8 +299,21 @@ impl Client {
     }
 
     /// A snapshot of every bucket's usage.
+    ///
+    /// With a shared store, units available are left empty; [`Client::usage_now`] reads
+    /// them.
     pub fn usage(&self) -> crate::usage::Usage {
         self.inner.limiter.usage()
+    }
+
+    /// [`Client::usage`], with units available read from the store even when it is
+    /// shared (one round trip per bucket to Redis).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when a shared store cannot be read.
+    pub async fn usage_now(&self) -> Result<crate::usage::Usage, Error> {
+        self.inner.limiter.usage_now().await
     }
 
     /// The base URL.

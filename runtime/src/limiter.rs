@@ -641,10 +641,34 @@ impl Limiter {
         }
     }
 
+    /// [`Limiter::usage`], with units available, cooldown and pace read from the store
+    /// even when it is shared: one round trip per bucket to a Redis store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when a shared store cannot be read.
+    pub async fn usage_now(&self) -> Result<Usage, Error> {
+        let mut usage = self.usage();
+        if self.inner.store.as_memory().is_some() {
+            return Ok(usage);
+        }
+        for (bucket, row) in self.inner.buckets.iter().zip(&mut usage.buckets) {
+            let key = BucketRef {
+                key: &bucket.key,
+                limits: &bucket.limits,
+            };
+            let view = self.inner.store.view(key).await.map_err(store_error)?;
+            row.available = view.available;
+            row.blocked_for = view.blocked_for;
+            row.pace = f64::from(view.pace_ppm.max(1)) / 1e6;
+        }
+        Ok(usage)
+    }
+
     /// A snapshot of every bucket.
     ///
     /// Units available are read from an in-memory store; with a shared store they are left
-    /// empty, because reading them takes a round trip.
+    /// empty, because reading them takes a round trip: [`Limiter::usage_now`] makes it.
     pub fn usage(&self) -> Usage {
         let memory = self.inner.store.as_memory();
         let now = self.inner.clock.now();

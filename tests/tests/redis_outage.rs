@@ -1,7 +1,8 @@
 //! Redis killed in the middle of a run and started again on the same port, or frozen
 //! (SIGSTOP: connected but silent, the way a stuck server looks) and let go again: the
 //! failure policy holds, nothing panics or hangs, every request gets an answer, and the
-//! shared store is used again once Redis is back.
+//! shared store is used again once Redis is back. Also what a client on Redis reports
+//! about its quota.
 //!
 //! Real time and a real `redis-server` throughout; the HTTP server only counts requests.
 //! No assertion reads the wall clock: a generous outer timeout only turns a hang into a
@@ -262,4 +263,23 @@ async fn fail_policy_returns_an_error_while_redis_is_frozen() {
 
     until_recovered(&client, &store).await;
     assert!(!store.is_degraded());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_now_reads_units_available_from_redis() {
+    let redis = RedisServer::start();
+    let addr = start_server().await;
+    let client = client(addr, store(&redis, OnFailure::Fail));
+    assert_eq!(client.usage().buckets[0].available, Vec::<u64>::new());
+
+    let before = client.usage_now().await.unwrap();
+    assert_eq!(
+        before.buckets[0].available,
+        [1],
+        "a fresh 50/s bucket of burst 1"
+    );
+    guarded("request", client.execute(work())).await.unwrap();
+    let after = client.usage_now().await.unwrap();
+    assert_eq!(after.buckets[0].sent, 1);
+    assert!(after.buckets[0].pace > 0.99, "full pace, read from Redis");
 }
