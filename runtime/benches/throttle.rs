@@ -7,8 +7,8 @@
 //! succeeds, so both clients do the same work; the figures are the achieved rate of
 //! successes against R and the 429s received.
 //!
-//! polvo runs twice: as configured by default, and with precise wake-ups (a timer thread
-//! for the last 3 ms of each wait, `PolicyBuilder::precise_wakeups`).
+//! polvo runs twice: as configured by default, with precise wake-ups (a timer thread for
+//! the last 3 ms of each wait), and on tokio's timer alone (`precise_wakeups(ZERO)`).
 //!
 //! Size with `POLVO_BENCH_REQUESTS` (default 5000) and `POLVO_BENCH_RATE` (default 500).
 
@@ -85,8 +85,8 @@ struct Outcome {
 
 async fn run_polvo(url: &str, rate: u32, requests: usize, precise: bool) -> Outcome {
     let mut policy = Policy::builder();
-    if precise {
-        policy = policy.precise_wakeups(Duration::from_millis(3));
+    if !precise {
+        policy = policy.precise_wakeups(Duration::ZERO);
     }
     let policy = policy
         .bucket("default", [Limit::per_second(rate).expect("limit")])
@@ -177,11 +177,11 @@ fn main() {
     );
     rt.block_on(async {
         for tolerance in [1, 0] {
-            for client in ["polvo", "polvo+timer", "governor"] {
+            for client in ["polvo", "polvo/tokio", "governor"] {
                 let (url, gate) = serve(rate, tolerance).await;
                 let outcome = match client {
-                    "polvo" => run_polvo(&url, rate, requests, false).await,
-                    "polvo+timer" => run_polvo(&url, rate, requests, true).await,
+                    "polvo" => run_polvo(&url, rate, requests, true).await,
+                    "polvo/tokio" => run_polvo(&url, rate, requests, false).await,
                     _ => run_governor(&url, rate, requests).await,
                 };
                 let achieved = requests as f64 / outcome.elapsed.as_secs_f64();

@@ -459,13 +459,24 @@ impl Limiter {
     /// server that tolerates one request never sees a slot of lateness, so that much is
     /// forgiven and timer jitter costs no rate; what is beyond it moves the slots of the
     /// operation's fastest bucket as the server's own count would move.
+    ///
+    /// With precise wake-ups a waiter is rarely more than 200 µs late, so one later than
+    /// an eighth of a slot means the machine paused, and the requests sent just before
+    /// it reach the server late too: the slots then move back by all of the lateness.
+    /// Forgiving a slot there left three to thirteen 429s in 10,000 bulk updates;
+    /// moving by all of it, none to two, for 0.26 % of the rate.
     fn absorb_lateness(&self, memory: &MemoryStore, operation: &str, plan: &Plan, wake: Instant) {
         let Some((target, slot)) = plan.fastest else {
             return;
         };
         let late = self.inner.clock.now().saturating_duration_since(wake);
-        if late > slot {
-            memory.delay_at(&plan.targets[target], late - slot);
+        let shift = match self.inner.precise_wakeups {
+            Some(_) if late > slot / 8 => late,
+            Some(_) => Duration::ZERO,
+            None => late.saturating_sub(slot),
+        };
+        if !shift.is_zero() {
+            memory.delay_at(&plan.targets[target], shift);
             tracing::trace!(
                 operation,
                 late_us = late.as_micros() as u64,

@@ -42,10 +42,10 @@ async fn paced_stream_keeps_exact_slots() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn precise_wakeups_keep_the_same_slots_on_a_paused_clock() {
+async fn on_tokios_timer_alone_the_slots_are_the_same() {
     let policy = Policy::builder()
         .bucket("default", [Limit::per_second(100).unwrap()])
-        .precise_wakeups(Duration::from_millis(3))
+        .precise_wakeups(Duration::ZERO)
         .build()
         .unwrap();
     let limiter = limiter(policy);
@@ -290,12 +290,12 @@ async fn usage_counts_throttled_time() {
     assert_eq!(bucket.throttled_time, Duration::from_millis(250 + 250));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_waiter_woken_more_than_a_slot_late_moves_later_slots_back() {
-    let limiter = limiter(per_second(100));
+/// Three waiters with slots at 10, 20 and 30 ms, all woken at 35 ms (every timer fires
+/// then), on the limiter `policy` makes; returns when each went.
+async fn woken_together_at_35_ms(policy: Policy) -> Vec<Duration> {
+    let limiter = limiter(policy);
     let t0 = Instant::now();
     drop(limiter.acquire("op").await.unwrap());
-    // Three waiters, their slots at 10, 20 and 30 ms.
     let mut waiters = Vec::new();
     for _ in 0..3 {
         let limiter = limiter.clone();
@@ -305,15 +305,39 @@ async fn a_waiter_woken_more_than_a_slot_late_moves_later_slots_back() {
         }));
         tokio::task::yield_now().await;
     }
-    // Every timer fires at 35 ms: the first waiter 25 ms late, 15 ms more than a slot.
-    // A server counting arrivals with a tolerance of one request takes it and the next
-    // at 35 ms, and the third no sooner than 45 ms; without the move all three would go
-    // at 35 ms and the third would earn a 429.
     tokio::time::advance(Duration::from_millis(35)).await;
     let mut got = Vec::new();
     for waiter in waiters {
         got.push(waiter.await.unwrap());
     }
+    got
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_tokios_timer_a_waiter_late_by_more_than_a_slot_moves_later_slots_back() {
+    // The first waiter is 25 ms late, 15 ms more than a slot. A server counting arrivals
+    // with a tolerance of one request takes it and the next at 35 ms, and the third no
+    // sooner than 45 ms; without the move all three would go at 35 ms and the third
+    // would earn a 429.
+    let policy = Policy::builder()
+        .bucket("default", [Limit::per_second(100).unwrap()])
+        .precise_wakeups(Duration::ZERO)
+        .build()
+        .unwrap();
     let ms = Duration::from_millis;
-    assert_eq!(got, [ms(35), ms(35), ms(45)]);
+    assert_eq!(
+        woken_together_at_35_ms(policy).await,
+        [ms(35), ms(35), ms(45)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_precise_wakeups_a_late_waiter_moves_later_slots_by_all_its_lateness() {
+    // With precise wake-ups, 25 ms late means the machine paused: the later slots move
+    // by all 25 ms, to 45 and 55 ms.
+    let ms = Duration::from_millis;
+    assert_eq!(
+        woken_together_at_35_ms(per_second(100)).await,
+        [ms(35), ms(45), ms(55)]
+    );
 }
