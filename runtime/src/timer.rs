@@ -173,20 +173,31 @@ impl Future for Sleep {
     }
 }
 
+/// Whether tokio's clock follows real time, rather than being paused as in a test.
+///
+/// A paused clock stands still between two reads unless the runtime idles, so it is read
+/// on both sides of a 2 µs spin. Waiting on real time there would let the paused clock
+/// jump ahead to some other timer meanwhile, and the waiter would wake that much late.
+fn tokio_clock_runs() -> bool {
+    let (tokio, real) = (tokio::time::Instant::now(), Instant::now());
+    while real.elapsed() < Duration::from_micros(2) {
+        std::hint::spin_loop();
+    }
+    tokio::time::Instant::now() > tokio
+}
+
 /// Sleeps until `wake` on tokio's timer, the last `window` of it on the precise timer.
 ///
-/// The precise timer counts real time. On a paused tokio clock it is skipped (or wakes
-/// early), so the remainder, if any, is slept on tokio's timer.
+/// The precise timer counts real time, so on a paused tokio clock tokio's timer keeps
+/// the whole wait.
 pub(crate) async fn sleep_until(wake: tokio::time::Instant, window: Option<Duration>) {
     let Some(window) = window else {
         return tokio::time::sleep_until(wake).await;
     };
     tokio::time::sleep_until(wake.checked_sub(window).unwrap_or(wake)).await;
     let at = wake.into_std();
-    // A deadline further off in real time than the window is on a paused clock that was
-    // advanced: tokio's timer alone keeps it.
-    let real = at.saturating_duration_since(Instant::now()) <= window;
-    if real && Timer::get().is_some() {
+    let near = at.saturating_duration_since(Instant::now()) <= window;
+    if near && tokio_clock_runs() && Timer::get().is_some() {
         Sleep { at, entry: None }.await;
     }
     if tokio::time::Instant::now() < wake {

@@ -56,6 +56,19 @@ async fn on_tokios_timer_alone_the_slots_are_the_same() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn short_waits_keep_their_slots_while_other_timers_are_pending() {
+    // A timer far off tempts the paused clock to jump ahead whenever the runtime idles;
+    // a 2 ms wait must still end at 2 ms, not when that timer fires.
+    let sleeper = tokio::spawn(tokio::time::sleep(Duration::from_millis(100)));
+    let limiter = limiter(per_second(500));
+    let t0 = Instant::now();
+    let got = starts(&limiter, "op", 4, t0).await;
+    let want: Vec<_> = (0..4).map(|i| Duration::from_millis(2 * i)).collect();
+    assert_eq!(got, want);
+    sleeper.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn waiters_are_served_in_arrival_order() {
     let limiter = limiter(per_second(10));
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
