@@ -18,6 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// How many sets of free ports to try before a test gives up on starting Redis.
+const ATTEMPTS: usize = 5;
+
 /// A running `redis-server`, killed on drop.
 #[derive(Debug)]
 pub(crate) struct RedisServer {
@@ -29,18 +32,26 @@ pub(crate) struct RedisServer {
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers `PING`.
+    ///
+    /// A free port can be taken by a server of a test running alongside before this one
+    /// binds it; the server then exits at once, and another port is tried.
     pub(crate) fn start() -> Self {
-        Self::start_with(free_ports::<1>()[0], Vec::new())
+        for _ in 0..ATTEMPTS {
+            if let Some(server) = Self::start_with(free_ports::<1>()[0], Vec::new()) {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of {ATTEMPTS} free ports");
     }
 
-    fn start_with(port: u16, extra: Vec<String>) -> Self {
+    /// A server on `port`, or `None` when it exited before answering (port taken).
+    fn start_with(port: u16, extra: Vec<String>) -> Option<Self> {
         let mut server = Self {
             port,
             extra,
             child: None,
         };
-        server.restart();
-        server
+        server.spawn().then_some(server)
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -78,6 +89,17 @@ impl RedisServer {
 
     /// Starts the server again on the same port, empty.
     pub(crate) fn restart(&mut self) {
+        for _ in 0..ATTEMPTS {
+            if self.spawn() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server did not start again on port {}", self.port);
+    }
+
+    /// Starts the process and waits for `PING`; false when it exited first.
+    fn spawn(&mut self) -> bool {
         self.kill();
         let spawned = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -93,7 +115,7 @@ impl RedisServer {
             )
         });
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
     /// Sends one command and returns the raw reply.
@@ -113,11 +135,21 @@ impl RedisServer {
             .expect("redis reply")
     }
 
-    fn wait_ready(&self) {
+    /// Whether the server answered `PING` while its process was still running (a `PONG`
+    /// after it exited would come from some other test's server on the port).
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|child| !matches!(child.try_wait(), Ok(None)));
+            if exited {
+                self.child = None;
+                return false;
+            }
             if self.ping() {
-                return;
+                return true;
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -163,13 +195,17 @@ impl RedisCluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         // Three client ports and three bus ports: the default bus port (port + 10000)
         // may not exist for an ephemeral port.
-        let ports = free_ports::<6>();
-        let nodes = (0..3)
-            .map(|i| {
-                let (port, bus) = (ports[i], ports[i + 3]);
-                RedisServer::start_with(port, cluster_args(dir.path(), port, bus))
+        let nodes = (0..ATTEMPTS)
+            .find_map(|_| {
+                let ports = free_ports::<6>();
+                let node = |i: usize| {
+                    let (port, bus) = (ports[i], ports[i + 3]);
+                    RedisServer::start_with(port, cluster_args(dir.path(), port, bus))
+                };
+                // Any node whose port was taken meanwhile: all of them again, elsewhere.
+                (0..3).map(node).collect::<Option<Vec<_>>>()
             })
-            .collect();
+            .unwrap_or_else(|| panic!("no Redis Cluster after {ATTEMPTS} sets of ports"));
         let cluster = Self { nodes, dir };
         cluster.create();
         cluster.wait_ok();
