@@ -191,10 +191,10 @@ fn summary() {
         let gov_os_ns = median_nanos(|| run_governor(&rt, &gov_os, tasks, iters), iters);
         let tsc_ns = median_nanos(|| run_polvo(&rt, &tsc, tasks, iters), iters);
         let gov_tsc_ns = median_nanos(|| run_governor(&rt, &gov_tsc, tasks, iters), iters);
+        let (os_ratio, tsc_ratio) = (os_ns / gov_os_ns, tsc_ns / gov_tsc_ns);
         println!(
-            "{tasks:>6} | {os_ns:>9.1} {gov_os_ns:>9.1} {:>6.2} | {tsc_ns:>9.1} {gov_tsc_ns:>9.1} {:>6.2}",
-            os_ns / gov_os_ns,
-            tsc_ns / gov_tsc_ns
+            "{tasks:>6} | {os_ns:>9.1} {gov_os_ns:>9.1} {os_ratio:>6.2} \
+             | {tsc_ns:>9.1} {gov_tsc_ns:>9.1} {tsc_ratio:>6.2}"
         );
     }
 }

@@ -25,10 +25,12 @@
 //! ## Cargo features
 //!
 //! - `redis`: `RedisStore`, a quota shared between processes.
-//! - `metrics`: the usage counters exported through the [`metrics`](https://docs.rs/metrics) facade, labelled with
+//! - `metrics`: the usage counters exported through the [`metrics`] facade, labelled with
 //!   `service` and `bucket`: `polvo_requests_sent_total`, `polvo_throttled_total`,
 //!   `polvo_throttle_wait_seconds` (a histogram), `polvo_rate_limited_total` (429s),
 //!   `polvo_retries_total`, `polvo_failures_total` and `polvo_cooldowns_total`.
+//!
+//! [`metrics`]: https://docs.rs/metrics
 //!
 //! ```no_run
 //! use polvo_runtime::{Client, Limit, Method, Policy, Request};

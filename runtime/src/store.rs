@@ -243,11 +243,6 @@ impl Lane {
     #[inline]
     pub(crate) fn try_spend(&self, cost: LaneCost) -> bool {
         let now = self.clock.nanos().saturating_sub(self.origin_nanos);
-        self.try_spend_at(cost, now)
-    }
-
-    #[inline]
-    fn try_spend_at(&self, cost: LaneCost, now: u64) -> bool {
         let word = &self.tat.0;
         let mut tat = word.load(Ordering::Acquire);
         loop {
@@ -351,11 +346,19 @@ impl MemoryStore {
         self.shelf.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The lock, with the TATs of `targets` taken back from their lanes.
-    fn hold(&self, targets: &[Target]) -> MutexGuard<'_, Shelf> {
+    /// Runs `step` on the bucket states at `now`, under the lock and with the TATs of
+    /// `targets` taken back from their lanes, then hands back the lanes of the buckets
+    /// that are plain again.
+    ///
+    /// The clock is read before taking the lock, to keep the critical section short: a
+    /// `now` read a few nanoseconds early is the same as a request arriving then.
+    fn held<R>(&self, targets: &[Target], step: impl FnOnce(&mut [BucketState], u64) -> R) -> R {
+        let now = self.now_nanos();
         let mut shelf = self.lock();
         shelf.close(targets);
-        shelf
+        let result = step(&mut shelf.states, now);
+        shelf.reopen(targets, now);
+        result
     }
 
     /// Nanoseconds since the store's origin.
@@ -376,38 +379,32 @@ impl MemoryStore {
         max_wait: Option<Duration>,
     ) -> (Decision, u64, Ticket) {
         let max_wait = max_wait.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        // Read the clock before taking the lock, to keep the critical section short. A
-        // `now` read a few nanoseconds early is the same as a request arriving then.
-        let now = self.now_nanos();
-        let mut shelf = self.hold(targets);
-        let (decision, deferred) =
-            gcra::reserve_masked(&mut shelf.states, targets, mask, cost, now, max_wait);
-        let waits = matches!(decision, Decision::Granted { start } if start > now);
-        let ticket = if waits {
-            ticket_of(&shelf.states, targets, deferred)
-        } else {
-            Ticket::default()
-        };
-        shelf.reopen(targets, now);
-        (decision, now, ticket)
+        self.held(targets, |states, now| {
+            let (decision, deferred) =
+                gcra::reserve_masked(states, targets, mask, cost, now, max_wait);
+            let waits = matches!(decision, Decision::Granted { start } if start > now);
+            let ticket = if waits {
+                ticket_of(states, targets, deferred)
+            } else {
+                Ticket::default()
+            };
+            (decision, now, ticket)
+        })
     }
 
     /// Spends `cost` units of one bucket if they can start now; the uncontended fast path
     /// of most acquires, without the bookkeeping a wait needs.
     pub(crate) fn try_now(&self, target: &Target, cost: u64) -> bool {
-        let now = self.now_nanos();
-        let targets = std::slice::from_ref(target);
-        let mut shelf = self.hold(targets);
-        let state = &mut shelf.states[target.state];
-        let started = match state.earliest(&target.limits, cost, now) {
-            Ok(start) if start <= now => {
-                state.commit(&target.limits, cost, now);
-                true
+        self.held(std::slice::from_ref(target), |states, now| {
+            let state = &mut states[target.state];
+            match state.earliest(&target.limits, cost, now) {
+                Ok(start) if start <= now => {
+                    state.commit(&target.limits, cost, now);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        };
-        shelf.reopen(targets, now);
-        started
+        })
     }
 
     /// The current pace of a bucket, as a share of its configured rate.
@@ -416,20 +413,19 @@ impl MemoryStore {
     }
 
     pub(crate) fn release_at(&self, targets: &[Target], cost: u64, ticket: &Ticket) {
-        let mut shelf = self.hold(targets);
-        let states = &mut shelf.states;
         let charged = || {
             let pairs = targets.iter().zip(&ticket.seqs).enumerate();
             pairs
                 .filter(|(i, _)| *i >= 64 || ticket.deferred & (1 << i) == 0)
                 .map(|(_, p)| p)
         };
-        if charged().all(|(t, &seq)| states[t.state].seq == seq) {
-            for (target, &seq) in charged() {
-                states[target.state].refund(&target.limits, cost, seq);
+        self.held(targets, |states, _| {
+            if charged().all(|(t, &seq)| states[t.state].seq == seq) {
+                for (target, &seq) in charged() {
+                    states[target.state].refund(&target.limits, cost, seq);
+                }
             }
-        }
-        shelf.reopen(targets, self.now_nanos());
+        });
     }
 
     pub(crate) fn moved_by_at(&self, targets: &[Target], ticket: &Ticket) -> u64 {
@@ -442,35 +438,32 @@ impl MemoryStore {
     }
 
     pub(crate) fn pause_at(&self, targets: &[Target], delay: Duration, slow_down: bool) {
-        let mut shelf = self.hold(targets);
-        let now = self.now_nanos();
-        let until = now.saturating_add(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX));
-        for target in targets {
-            shelf.states[target.state].pause(now, until, slow_down);
-        }
-        shelf.reopen(targets, now);
+        let delay = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.held(targets, |states, now| {
+            for target in targets {
+                states[target.state].pause(now, now.saturating_add(delay), slow_down);
+            }
+        });
     }
 
     pub(crate) fn delay_at(&self, target: &Target, delay: Duration) {
-        let targets = std::slice::from_ref(target);
-        let mut shelf = self.hold(targets);
-        shelf.states[target.state].delay(u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX));
-        shelf.reopen(targets, self.now_nanos());
+        let delay = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.held(std::slice::from_ref(target), |states, _| {
+            states[target.state].delay(delay);
+        });
     }
 
     pub(crate) fn adopt_at(&self, target: &Target, report: &Report) {
-        let targets = std::slice::from_ref(target);
-        let mut shelf = self.hold(targets);
-        let now = self.now_nanos();
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let view = ServerView {
-            remaining: report.remaining,
-            reset_at: report.reset_after.map(|d| now.saturating_add(nanos(d))),
-            limit: report.limit,
-            window: report.window.map(nanos),
-        };
-        shelf.states[target.state].adopt(&target.limits, now, &view);
-        shelf.reopen(targets, now);
+        self.held(std::slice::from_ref(target), |states, now| {
+            let view = ServerView {
+                remaining: report.remaining,
+                reset_at: report.reset_after.map(|d| now.saturating_add(nanos(d))),
+                limit: report.limit,
+                window: report.window.map(nanos),
+            };
+            states[target.state].adopt(&target.limits, now, &view);
+        });
     }
 
     pub(crate) fn recover_at(&self, targets: &[Target]) {
@@ -486,18 +479,16 @@ impl MemoryStore {
     }
 
     pub(crate) fn view_at(&self, target: &Target) -> BucketView {
-        let targets = std::slice::from_ref(target);
-        let mut shelf = self.hold(targets);
-        let now = self.now_nanos();
-        let state = &shelf.states[target.state];
-        let available = (0..target.limits.len()).map(|i| state.available(&target.limits, i, now));
-        let view = BucketView {
-            available: available.collect(),
-            blocked_for: Duration::from_nanos(state.blocked_until.saturating_sub(now)),
-            pace_ppm: state.pace,
-        };
-        shelf.reopen(targets, now);
-        view
+        self.held(std::slice::from_ref(target), |states, now| {
+            let state = &states[target.state];
+            let limits = &target.limits;
+            let available = (0..limits.len()).map(|i| state.available(limits, i, now));
+            BucketView {
+                available: available.collect(),
+                blocked_for: Duration::from_nanos(state.blocked_until.saturating_sub(now)),
+                pace_ppm: state.pace,
+            }
+        })
     }
 
     /// Resolves keyed buckets to indexed targets, registering new keys.

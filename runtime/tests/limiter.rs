@@ -183,6 +183,18 @@ async fn multi_bucket_operation_waits_for_the_slowest_bucket() {
     assert_eq!(plain.elapsed(), Duration::ZERO);
 }
 
+/// A task that acquires once for `op` and returns when, spawned and given the chance to
+/// make its reservation before the caller goes on.
+async fn waiter(limiter: &Limiter) -> tokio::task::JoinHandle<Instant> {
+    let limiter = limiter.clone();
+    let task = tokio::spawn(async move {
+        limiter.acquire("op").await.map(drop).unwrap();
+        Instant::now()
+    });
+    tokio::task::yield_now().await;
+    task
+}
+
 #[tokio::test(start_paused = true)]
 async fn cooldown_moves_every_pending_waiter() {
     let limiter = limiter(per_second(10));
@@ -190,12 +202,7 @@ async fn cooldown_moves_every_pending_waiter() {
     drop(limiter.acquire("op").await.unwrap());
     let mut tasks = Vec::new();
     for _ in 0..3 {
-        let limiter = limiter.clone();
-        tasks.push(tokio::spawn(async move {
-            limiter.acquire("op").await.map(drop).unwrap();
-            Instant::now()
-        }));
-        tokio::task::yield_now().await;
+        tasks.push(waiter(&limiter).await);
     }
     // Slots were at 100, 200 and 300 ms; a 2 s cooldown at 50 ms moves each by 2 s.
     tokio::time::advance(Duration::from_millis(50)).await;
@@ -221,14 +228,7 @@ async fn cooldown_over_two_buckets_moves_a_waiter_once() {
     let limiter = limiter(policy);
     let t0 = Instant::now();
     drop(limiter.acquire("op").await.unwrap());
-    let waiter = {
-        let limiter = limiter.clone();
-        tokio::spawn(async move {
-            limiter.acquire("op").await.map(drop).unwrap();
-            Instant::now()
-        })
-    };
-    tokio::task::yield_now().await;
+    let waiter = waiter(&limiter).await;
 
     // The slot at 100 ms moves by the 2 s cooldown of both buckets, not by 2 s each.
     tokio::time::advance(Duration::from_millis(50)).await;
