@@ -18,7 +18,7 @@ use reqwest::Url;
 use crate::clock::{Clock, TokioClock};
 use crate::error::{ApiError, DecodeError, Error, RateLimitReason, RateLimited};
 use crate::headers::RateLimitInfo;
-use crate::limiter::{Event, Limiter};
+use crate::limiter::{Event, Limiter, Permit};
 use crate::policy::{ConfigError, Policy};
 use crate::request::{Body, Request};
 use crate::retry::RetryBudget;
@@ -365,16 +365,26 @@ impl Client {
         }
         let mut attempt = 0;
         let mut last_status = None;
+        // A permit kept for a resend in its slot, with when its slot was.
+        let mut kept: Option<(Permit, tokio::time::Instant)> = None;
+        let mut resent = false;
         loop {
             attempt += 1;
-            let permit = match limiter.acquire(operation).await {
-                Ok(permit) => permit,
-                Err(error) => return Err(after_attempts(error, attempt - 1, last_status)),
+            let (permit, slot) = match kept.take() {
+                Some(kept) => kept,
+                None => match limiter.acquire(operation).await {
+                    Ok(permit) => {
+                        crate::bulk::record_quota_wait(permit.waited());
+                        let slot = self.inner.clock.now() - permit.late();
+                        (permit, slot)
+                    }
+                    Err(error) => return Err(after_attempts(error, attempt - 1, last_status)),
+                },
             };
-            crate::bulk::record_quota_wait(permit.waited());
             limiter.count(operation, Event::Sent);
             let outcome = self.attempt(request, url, key).await;
-            drop(permit);
+            let since_slot = self.inner.clock.now().saturating_duration_since(slot);
+            let resend = !resent && limiter.plan(operation).is_limited();
 
             let decision = match outcome {
                 Ok(response) => {
@@ -393,16 +403,32 @@ impl Client {
                             ..response
                         });
                     }
+                    let resend = resend.then_some(since_slot);
                     match self
-                        .on_retryable_status(request, key.is_some(), response, info, attempt)
+                        .on_retryable_status(
+                            request,
+                            key.is_some(),
+                            response,
+                            info,
+                            attempt,
+                            resend,
+                        )
                         .await?
                     {
                         Step::Retry(delay) => delay,
+                        Step::Resend => {
+                            resent = true;
+                            kept = Some((permit, slot));
+                            limiter.count(operation, Event::Retry);
+                            tracing::info!(operation, attempt, "resending in its slot");
+                            continue;
+                        }
                         Step::Return(response) => return Ok(response),
                     }
                 }
                 Err(error) => self.on_transport_error(request, key.is_some(), error, attempt)?,
             };
+            drop(permit);
             if let Some(delay) = decision {
                 tokio::time::sleep(delay).await;
             }
@@ -421,8 +447,11 @@ impl Client {
     }
 
     /// Decides what follows a retryable status: retry (after an optional sleep; without
-    /// one the limiter's cooldown or next slot sets the pace), return the response as it
-    /// is, or fail with a rate-limit error.
+    /// one the limiter's cooldown or next slot sets the pace), resend at once in the same
+    /// slot, return the response as it is, or fail with a rate-limit error.
+    ///
+    /// `resend` is the time since the request's slot when it may still be resent in it:
+    /// once per request, and only on a limited bucket.
     async fn on_retryable_status(
         &self,
         request: &Request,
@@ -430,6 +459,7 @@ impl Client {
         response: Response,
         info: RateLimitInfo,
         attempt: u32,
+        resend: Option<Duration>,
     ) -> Result<Step, Error> {
         let operation = request.operation;
         let limiter = &self.inner.limiter;
@@ -445,15 +475,6 @@ impl Client {
         let asked = info
             .retry_after
             .or(info.reset_after.filter(|_| too_many && info.is_exhausted()));
-        // Pause the buckets first, even when this request will not be retried, so other
-        // requests in flight wait instead of earning their own 429s. A bare 429 on a
-        // limited bucket only lowers the pace: its retry takes the next slot.
-        if let Some(delay) = asked {
-            limiter.pause(operation, delay, false).await?;
-        } else if too_many && plan_limited {
-            limiter.pause(operation, Duration::ZERO, true).await?;
-        }
-
         let hint = self.hint(&response.headers);
         let safe = retry.is_idempotent(&request.method) || keyed;
         let reason = if hint == Some(false) || (hint.is_none() && !safe) {
@@ -467,6 +488,22 @@ impl Client {
         } else {
             None
         };
+        let bare = too_many && plan_limited && asked.is_none();
+        // A strict server's count is most likely a hair past the slot: go again at once.
+        let resend = bare
+            && reason.is_none()
+            && resend.is_some_and(|since_slot| limiter.resend_in_slot(operation, since_slot));
+        if resend {
+            return Ok(Step::Resend);
+        }
+        // Pause the buckets, even when this request will not be retried, so other
+        // requests in flight wait instead of earning their own 429s. A bare 429 on a
+        // limited bucket only lowers the pace: its retry takes the next slot.
+        if let Some(delay) = asked {
+            limiter.pause(operation, delay, false).await?;
+        } else if bare {
+            limiter.pause(operation, Duration::ZERO, true).await?;
+        }
         let Some(reason) = reason else {
             // A server-asked delay is already a cooldown in the limiter, and a 429 on a
             // limited bucket takes the next slot; anything else backs off.
@@ -678,6 +715,8 @@ fn after_attempts(error: Error, attempts: u32, status: Option<StatusCode>) -> Er
 enum Step {
     /// Try again, after sleeping this long when set.
     Retry(Option<Duration>),
+    /// Try again at once, in the slot the refused attempt held.
+    Resend,
     /// Stop and hand this response to the caller.
     Return(Response),
 }

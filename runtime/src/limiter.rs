@@ -106,13 +106,22 @@ impl Plan {
 pub struct Permit {
     /// Slots under caps on requests in flight; `None` (no drop work) when uncapped.
     _slots: Option<Vec<OwnedSemaphorePermit>>,
-    waited: Duration,
+    /// Nanoseconds spent waiting for quota.
+    waited: u64,
+    /// Nanoseconds between the permit's slot and its grant that no later slot absorbed.
+    late: u64,
 }
 
 impl Permit {
     /// How long the request waited for quota.
     pub fn waited(&self) -> Duration {
-        self.waited
+        Duration::from_nanos(self.waited)
+    }
+
+    /// How long after its slot the permit was granted, beyond what later slots already
+    /// moved back for: zero for a request that started at once.
+    pub(crate) fn late(&self) -> Duration {
+        Duration::from_nanos(self.late)
     }
 }
 
@@ -193,7 +202,8 @@ impl Limiter {
         if self.start_now(plan) {
             return Ok(Permit {
                 _slots: None,
-                waited: Duration::ZERO,
+                waited: 0,
+                late: 0,
             });
         }
         self.acquire_slow(operation, plan).await
@@ -234,24 +244,26 @@ impl Limiter {
         } else {
             Vec::new()
         };
-        let waited = match self.inner.store.as_memory() {
+        let (waited, late) = match self.inner.store.as_memory() {
             Some(memory) => {
                 let max_wait = self.inner.max_wait;
                 let (decision, now, ticket) = memory.reserve_at(&plan.targets, ALL, cost, max_wait);
                 match decision {
                     // The common case stays out of the waiting machinery altogether.
-                    Decision::Granted { start } if start <= now => Duration::ZERO,
+                    Decision::Granted { start } if start <= now => (Duration::ZERO, Duration::ZERO),
                     _ => {
                         self.wait_memory(memory, operation, plan, (decision, now, ticket))
                             .await?
                     }
                 }
             }
-            None => self.reserve_shared(operation, plan).await?,
+            None => (self.reserve_shared(operation, plan).await?, Duration::ZERO),
         };
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Ok(Permit {
             _slots: Some(slots),
-            waited,
+            waited: nanos(waited),
+            late: nanos(late),
         })
     }
 
@@ -313,16 +325,17 @@ impl Limiter {
         slots
     }
 
-    /// Waits out (or refuses) a reservation the in-memory store answered.
+    /// Waits out (or refuses) a reservation the in-memory store answered; returns the
+    /// time waited and the lateness no later slot absorbed.
     async fn wait_memory(
         &self,
         memory: &MemoryStore,
         operation: &str,
         plan: &Plan,
         (decision, now, ticket): (Decision, u64, Ticket),
-    ) -> Result<Duration, Error> {
+    ) -> Result<(Duration, Duration), Error> {
         match decision {
-            Decision::Granted { start } if start <= now => Ok(Duration::ZERO),
+            Decision::Granted { start } if start <= now => Ok((Duration::ZERO, Duration::ZERO)),
             Decision::Granted { start } => {
                 let mut refund = Refund {
                     memory,
@@ -345,8 +358,8 @@ impl Limiter {
                 }
                 let deferred = refund.ticket.take().map_or(0, |t| t.deferred);
                 charge_deferred(memory, plan, deferred).await;
-                self.absorb_lateness(memory, operation, plan, wake);
-                Ok(self.record_wait(operation, plan, began))
+                let late = self.absorb_lateness(memory, operation, plan, wake);
+                Ok((self.record_wait(operation, plan, began), late))
             }
             Decision::TooLong { start, target } => {
                 let wait = Duration::from_nanos(start - now);
@@ -465,11 +478,19 @@ impl Limiter {
     /// it reach the server late too: the slots then move back by all of the lateness.
     /// Forgiving a slot there left three to thirteen 429s in 10,000 bulk updates;
     /// moving by all of it, none to two, for 0.26 % of the rate.
-    fn absorb_lateness(&self, memory: &MemoryStore, operation: &str, plan: &Plan, wake: Instant) {
-        let Some((target, slot)) = plan.fastest else {
-            return;
-        };
+    ///
+    /// Returns the lateness left over: what the server may see of it.
+    fn absorb_lateness(
+        &self,
+        memory: &MemoryStore,
+        operation: &str,
+        plan: &Plan,
+        wake: Instant,
+    ) -> Duration {
         let late = self.inner.clock.now().saturating_duration_since(wake);
+        let Some((target, slot)) = plan.fastest else {
+            return late;
+        };
         let shift = match self.inner.precise_wakeups {
             Some(_) if late > slot / 8 => late,
             Some(_) => Duration::ZERO,
@@ -483,6 +504,42 @@ impl Limiter {
                 "woke late; later slots move back"
             );
         }
+        late.saturating_sub(shift)
+    }
+
+    /// Lets a request the server refused without a retry time go again at once, in the
+    /// slot it already holds, when that is cheaper than taking the next slot.
+    ///
+    /// A strict server refuses a request that arrives even a little before its own count
+    /// allows: the previous request reached it late, and this one on time. Its count then
+    /// stands a few tens of microseconds past our slot, not a whole slot, so the same
+    /// request sent again at once is admitted. The operation's later slots move back by
+    /// the time since the refused request's slot (`since_slot`), as the server's count
+    /// moved, so the resend costs that time instead of a slot. Taking the next slot
+    /// instead left 70-85 % of the rate against a server tolerating nothing at 500/s;
+    /// resending, 96 %.
+    ///
+    /// Returns false, changing nothing, when `since_slot` is half a slot or more (the
+    /// next slot is as cheap), when the operation has no limit, or when its quota lives
+    /// in a shared store.
+    pub(crate) fn resend_in_slot(&self, operation: &str, since_slot: Duration) -> bool {
+        let plan = self.plan(operation);
+        let Some((target, slot)) = plan.fastest else {
+            return false;
+        };
+        let Some(memory) = self.inner.store.as_memory() else {
+            return false;
+        };
+        if since_slot >= slot / 2 {
+            return false;
+        }
+        memory.delay_at(&plan.targets[target], since_slot);
+        tracing::debug!(
+            operation,
+            since_slot_us = since_slot.as_micros() as u64,
+            "refused without a retry time; resent in its slot, later slots move back"
+        );
+        true
     }
 
     fn record_wait(&self, operation: &str, plan: &Plan, began: Instant) -> Duration {

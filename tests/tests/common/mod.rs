@@ -65,6 +65,7 @@ pub(crate) struct Reply {
     headers: Vec<(HeaderName, String)>,
     body: String,
     cooldown: Option<Duration>,
+    latency: Duration,
 }
 
 impl Reply {
@@ -80,6 +81,7 @@ impl Reply {
             headers: Vec::new(),
             body: String::new(),
             cooldown: None,
+            latency: Duration::ZERO,
         }
     }
 
@@ -105,6 +107,12 @@ impl Reply {
     /// Refuses every request for `delay` after this one.
     pub(crate) fn cooldown(mut self, delay: Duration) -> Self {
         self.cooldown = Some(delay);
+        self
+    }
+
+    /// Answers `delay` after the request arrived.
+    pub(crate) fn latency(mut self, delay: Duration) -> Self {
+        self.latency = delay;
         self
     }
 }
@@ -336,18 +344,21 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let at = Instant::now();
-    let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-    let reply = answer(&mut state, at, shared.origin);
-    state.seen.push(Seen {
-        at,
-        method,
-        path: uri.path().to_owned(),
-        query: uri.query().map(str::to_owned),
-        headers,
-        body,
-        status: reply.status.as_u16(),
-    });
-    drop(state);
+    let reply = {
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let reply = answer(&mut state, at, shared.origin);
+        state.seen.push(Seen {
+            at,
+            method,
+            path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
+            headers,
+            body,
+            status: reply.status.as_u16(),
+        });
+        reply
+    };
+    tokio::time::sleep(reply.latency).await;
     into_response(reply)
 }
 
