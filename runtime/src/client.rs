@@ -497,8 +497,8 @@ impl Client {
             return Ok(Step::Resend);
         }
         // Pause the buckets, even when this request will not be retried, so other
-        // requests in flight wait instead of earning their own 429s. A bare 429 on a
-        // limited bucket only lowers the pace: its retry takes the next slot.
+        // requests in flight wait instead of earning their own 429s. A bare 429 not
+        // resent only lowers the pace: its retry takes the next slot.
         if let Some(delay) = asked {
             limiter.pause(operation, delay, false).await?;
         } else if bare {
