@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check polvo's CI runs: formatting, clippy, all tests, the generated-code
+# Runs every check polvo's CI runs: formatting, clippy, docs, all tests, the generated-code
 # freshness check, the corpus check and short benchmark runs that print their figures.
 #
 # Usage: scripts/test.sh [--quick]
@@ -26,6 +26,10 @@ step "cargo clippy on polvo-runtime without its optional features"
 # The workspace build turns on `redis` and `metrics` for every crate (the tests need
 # them); this checks the build a client without them gets.
 cargo clippy -p polvo-runtime --all-targets -- -D warnings
+
+step "cargo doc (every crate, warnings denied: broken links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps \
+  --features polvo-runtime/redis,polvo-runtime/metrics
 
 step "redis-server for the shared-quota tests (installed when missing)"
 scripts/redis.sh

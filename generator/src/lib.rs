@@ -6,7 +6,7 @@
 //! 2. [`lower`] turns them into the plain-data [`ir`];
 //! 3. [`check`] validates the IR, collecting [`Diagnostic`]s;
 //! 4. [`emit`] turns the IR into tokens;
-//! 5. [`render`] prints tokens as formatted source and [`write`] puts files in place.
+//! 5. [`render`] prints tokens as formatted source and [`write`](mod@write) puts files in place.
 //!
 //! [`Builder`] runs the whole pipeline, for the `polvo-gen` CLI and for build scripts.
 //!

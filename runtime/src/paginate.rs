@@ -65,7 +65,7 @@ pub enum CursorFrom {
 }
 
 /// Where a walk stands: enough to resume it. Stable across versions as text
-/// ([`PagePosition::to_string`] and [`str::parse`]).
+/// (its `Display` form, read back with [`str::parse`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PagePosition {
     /// Before the first page.
