@@ -13,6 +13,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use common::{
     Reply, SLACK, TestResult, TestServer, assert_delay, client_for, get, limited, ms, secs,
 };
+use futures_util::StreamExt;
 use polvo_runtime::{Error, Limit, Policy, RateLimitReason, RetryPolicy, TokioClock};
 use tokio::task::JoinSet;
 
@@ -127,6 +128,57 @@ async fn a_bare_429_half_a_slot_late_takes_the_next_slot() -> TestResult {
         client.usage().buckets[0].pace,
         1.0,
         "a lone 429 leaves the pace alone"
+    );
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_stricter_than_configured_is_served_near_its_own_limit() -> TestResult {
+    // Configured for 10/s; the server allows 8/s and says nothing but a bare 429. Until
+    // the pace comes down, every other request is refused, so a request may need more
+    // than the default four attempts.
+    let server = TestServer::builder().strict(8).start().await?;
+    let retry = RetryPolicy::builder().max_attempts(10).build()?;
+    let client = client_for(&server, limited(Limit::per_second(10)?)?)
+        .retry(retry)
+        .build()?;
+    let client = &client;
+
+    let requests = 600;
+    let results: Vec<_> = futures_util::stream::iter(0..requests)
+        .map(|_| client.execute(get()))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+
+    assert!(results.iter().all(Result::is_ok), "every request succeeds");
+    let seen = server.seen();
+    let admitted: Vec<_> = seen
+        .iter()
+        .filter(|s| s.status == 200)
+        .map(|s| s.at)
+        .collect();
+    assert_eq!(admitted.len(), requests);
+    // Once the pace has settled (after the first 200), the server's limit is used to
+    // within 10 %, and at most one request in 50 earns a 429.
+    let (from, to) = (admitted[200], admitted[requests - 1]);
+    let rate = (requests - 201) as f64 / (to - from).as_secs_f64();
+    assert!(
+        rate >= 8.0 * 0.9,
+        "served at {rate:.2}/s of the server's 8/s"
+    );
+    let late_429s = seen
+        .iter()
+        .filter(|s| s.status == 429 && s.at > from)
+        .count();
+    assert!(
+        late_429s * 50 <= requests - 200,
+        "{late_429s} 429s once settled"
+    );
+    let pace = client.usage().buckets[0].pace;
+    assert!(
+        pace < 0.82,
+        "the pace came down to the server's limit: {pace}"
     );
     Ok(())
 }

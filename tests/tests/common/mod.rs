@@ -180,6 +180,26 @@ impl Window {
     }
 }
 
+/// A strict limit the server enforces with GCRA and no tolerance: a request arriving
+/// before one interval has passed since the previous admitted one's theoretical arrival
+/// gets a bare `429`, with no header to say when to come back.
+#[derive(Debug, Clone, Copy)]
+struct Strict {
+    interval: Duration,
+    tat: Option<Instant>,
+}
+
+impl Strict {
+    fn admit(&mut self, now: Instant) -> Reply {
+        let tat = self.tat.unwrap_or(now).max(now);
+        if tat > now {
+            return Reply::status(429);
+        }
+        self.tat = Some(tat + self.interval);
+        Reply::ok()
+    }
+}
+
 /// A delay as exact decimal seconds, as the runtime's header parser reads them.
 fn decimal_seconds(delay: Duration) -> String {
     format!("{}.{:09}", delay.as_secs(), delay.subsec_nanos())
@@ -190,6 +210,7 @@ fn decimal_seconds(delay: Duration) -> String {
 pub(crate) struct ServerBuilder {
     script: VecDeque<Reply>,
     window: Option<Window>,
+    strict: Option<Strict>,
     otherwise: Reply,
 }
 
@@ -218,6 +239,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Enforces `per_second` requests a second strictly, answering excess with a bare 429.
+    pub(crate) fn strict(mut self, per_second: u32) -> Self {
+        self.strict = Some(Strict {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            tat: None,
+        });
+        self
+    }
+
     /// Starts the server on a free port of 127.0.0.1.
     pub(crate) async fn start(self) -> std::io::Result<TestServer> {
         self.start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
@@ -232,6 +262,7 @@ impl ServerBuilder {
             state: Mutex::new(ServerState {
                 script: self.script,
                 window: self.window,
+                strict: self.strict,
                 otherwise: self.otherwise,
                 cooldown_until: None,
                 seen: Vec::new(),
@@ -265,6 +296,7 @@ struct Shared {
 struct ServerState {
     script: VecDeque<Reply>,
     window: Option<Window>,
+    strict: Option<Strict>,
     otherwise: Reply,
     cooldown_until: Option<Instant>,
     seen: Vec<Seen>,
@@ -276,6 +308,7 @@ impl TestServer {
         ServerBuilder {
             script: VecDeque::new(),
             window: None,
+            strict: None,
             otherwise: Reply::ok(),
         }
     }
@@ -362,8 +395,8 @@ async fn handle(
     into_response(reply)
 }
 
-/// Picks the answer: an active cooldown refuses, then the script, the window and the
-/// fallback answer in that order.
+/// Picks the answer: an active cooldown refuses, then the script, the strict limit, the
+/// window and the fallback answer in that order.
 fn answer(state: &mut ServerState, now: Instant, origin: Instant) -> Reply {
     if let Some(until) = state.cooldown_until.filter(|&until| now < until) {
         let left = until - now;
@@ -375,6 +408,9 @@ fn answer(state: &mut ServerState, now: Instant, origin: Instant) -> Reply {
             state.cooldown_until = Some(now + cooldown);
         }
         return reply;
+    }
+    if let Some(strict) = &mut state.strict {
+        return strict.admit(now);
     }
     if let Some(window) = &mut state.window {
         return window.admit(now - origin);
