@@ -375,7 +375,8 @@ impl Client {
                 None => match limiter.acquire(operation).await {
                     Ok(permit) => {
                         crate::bulk::record_quota_wait(permit.waited());
-                        let slot = self.inner.clock.now() - permit.late();
+                        let now = self.inner.clock.now();
+                        let slot = now.checked_sub(permit.late()).unwrap_or(now);
                         (permit, slot)
                     }
                     Err(error) => return Err(after_attempts(error, attempt - 1, last_status)),
@@ -383,8 +384,6 @@ impl Client {
             };
             limiter.count(operation, Event::Sent);
             let outcome = self.attempt(request, url, key).await;
-            let since_slot = self.inner.clock.now().saturating_duration_since(slot);
-            let resend = !resent && limiter.plan(operation).is_limited();
 
             let decision = match outcome {
                 Ok(response) => {
@@ -403,7 +402,8 @@ impl Client {
                             ..response
                         });
                     }
-                    let resend = resend.then_some(since_slot);
+                    let resend = (!resent && limiter.plan(operation).is_limited())
+                        .then(|| self.inner.clock.now().saturating_duration_since(slot));
                     match self
                         .on_retryable_status(
                             request,
