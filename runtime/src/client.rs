@@ -370,6 +370,7 @@ impl Client {
         let mut resent = false;
         loop {
             attempt += 1;
+            let resending = kept.is_some();
             let (permit, slot) = match kept.take() {
                 Some(kept) => kept,
                 None => match limiter.acquire(operation).await {
@@ -384,6 +385,10 @@ impl Client {
             };
             limiter.count(operation, Event::Sent);
             let outcome = self.attempt(request, url, key).await;
+            if resending && let Ok(response) = &outcome {
+                let admitted = response.status != StatusCode::TOO_MANY_REQUESTS;
+                limiter.resent(operation, admitted);
+            }
 
             let decision = match outcome {
                 Ok(response) => {

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -76,6 +77,9 @@ struct Bucket {
     slots: Option<Arc<Semaphore>>,
     cap: Option<usize>,
     counters: Counters,
+    /// Whether resending in the slot pays off with this server: see
+    /// [`Limiter::resend_in_slot`].
+    resends: AtomicI32,
 }
 
 /// An operation's buckets and cost, resolved once.
@@ -160,6 +164,7 @@ impl Limiter {
                 slots: bucket.max_in_flight.map(|n| Arc::new(Semaphore::new(n))),
                 cap: bucket.max_in_flight,
                 counters: Counters::default(),
+                resends: AtomicI32::new(0),
             })
             .collect();
         let capped = policy.max_in_flight.is_some();
@@ -519,9 +524,16 @@ impl Limiter {
     /// instead left 70-85 % of the rate against a server tolerating nothing at 500/s;
     /// resending, 96 %.
     ///
-    /// Returns false, changing nothing, when `since_slot` is half a slot or more (the
-    /// next slot is as cheap), when the operation has no limit, or when its quota lives
-    /// in a shared store.
+    /// A server that tolerates a request or more early refuses only requests a whole slot
+    /// or more early (a pause bunched them up), and a resend at once is refused too: at
+    /// 500/s with a tolerance of one, every resend was, doubling the 429s. So each bucket
+    /// keeps a score of how resends fared ([`Limiter::resent`]): a refused one costs two
+    /// points, an admitted one wins one back (up to three), and below zero a refusal is
+    /// not resent but wins one point, so that one in three is tried again.
+    ///
+    /// Returns false, changing nothing but that score, when `since_slot` is half a slot
+    /// or more (the next slot is as cheap), when resends have not paid off lately, when
+    /// the operation has no limit, or when its quota lives in a shared store.
     pub(crate) fn resend_in_slot(&self, operation: &str, since_slot: Duration) -> bool {
         let plan = self.plan(operation);
         let Some((target, slot)) = plan.fastest else {
@@ -533,6 +545,11 @@ impl Limiter {
         if since_slot >= slot / 2 {
             return false;
         }
+        let score = &self.inner.buckets[plan.buckets[target]].resends;
+        if score.load(Ordering::Relaxed) < 0 {
+            score.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         memory.delay_at(&plan.targets[target], since_slot);
         tracing::debug!(
             operation,
@@ -540,6 +557,24 @@ impl Limiter {
             "refused without a retry time; resent in its slot, later slots move back"
         );
         true
+    }
+
+    /// Records how a resend in the slot fared: `admitted` unless it was refused again.
+    pub(crate) fn resent(&self, operation: &str, admitted: bool) {
+        let plan = self.plan(operation);
+        let Some((target, _)) = plan.fastest else {
+            return;
+        };
+        let score = &self.inner.buckets[plan.buckets[target]].resends;
+        let update = |score: i32| {
+            Some(if admitted {
+                (score + 1).min(3)
+            } else {
+                (score - 2).max(-2)
+            })
+        };
+        // The closure always returns Some, so the update always succeeds.
+        let _ = score.fetch_update(Ordering::Relaxed, Ordering::Relaxed, update);
     }
 
     fn record_wait(&self, operation: &str, plan: &Plan, began: Instant) -> Duration {

@@ -110,6 +110,32 @@ async fn a_second_bare_429_takes_the_next_slot() -> TestResult {
 }
 
 #[tokio::test(start_paused = true)]
+async fn after_a_refused_resend_the_next_bare_429_takes_the_next_slot() -> TestResult {
+    // A server with some tolerance refuses only requests a slot or more early, and then
+    // refuses the resend too: the bucket stops resending for a while.
+    let server = TestServer::builder()
+        .reply(Reply::status(429))
+        .reply(Reply::status(429))
+        .reply(Reply::ok())
+        .reply(Reply::status(429))
+        .start()
+        .await?;
+    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+
+    let first = client.execute(get()).await?;
+    let second = client.execute(get()).await?;
+
+    assert_eq!((first.attempts(), second.attempts()), (3, 2));
+    assert_eq!(server.statuses(), [429, 429, 200, 429, 200]);
+    let gaps = server.gaps();
+    assert_delay(gaps[0], Duration::ZERO);
+    for gap in &gaps[1..] {
+        assert_delay(*gap, ms(100));
+    }
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_bare_429_half_a_slot_late_takes_the_next_slot() -> TestResult {
     // Resending 60 ms into a 100 ms slot would move every later slot by more than half
     // a slot; the next slot costs less.
