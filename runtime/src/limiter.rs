@@ -527,9 +527,11 @@ impl Limiter {
     /// A server that tolerates a request or more early refuses only requests a whole slot
     /// or more early (a pause bunched them up), and a resend at once is refused too: at
     /// 500/s with a tolerance of one, every resend was, doubling the 429s. So each bucket
-    /// keeps a score of how resends fared ([`Limiter::resent`]): a refused one costs two
-    /// points, an admitted one wins one back (up to three), and below zero a refusal is
-    /// not resent but wins one point, so that one in three is tried again.
+    /// keeps a score of how resends fared ([`Limiter::resent`]): a refused one costs a
+    /// point, an admitted one wins two (up to four), and below zero a refusal is not
+    /// resent but wins a point back. Resends go on while at least one in three is
+    /// admitted (each saves a slot, each refused one costs a 429 and a round trip);
+    /// where none is, one refusal in two is resent.
     ///
     /// Returns false, changing nothing but that score, when `since_slot` is half a slot
     /// or more (the next slot is as cheap), when resends have not paid off lately, when
@@ -568,9 +570,9 @@ impl Limiter {
         let score = &self.inner.buckets[plan.buckets[target]].resends;
         let update = |score: i32| {
             Some(if admitted {
-                (score + 1).min(3)
+                (score + 2).min(4)
             } else {
-                (score - 2).max(-2)
+                (score - 1).max(-2)
             })
         };
         // The closure always returns Some, so the update always succeeds.
