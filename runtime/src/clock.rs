@@ -36,8 +36,12 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
 /// Nanoseconds from `from` to `to`, zero when `to` is earlier.
 fn nanos_between<T: Into<std::time::Instant>>(from: T, to: T) -> u64 {
-    let since = to.into().saturating_duration_since(from.into());
-    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    nanos(to.into().saturating_duration_since(from.into()))
+}
+
+/// `delay` in nanoseconds, `u64::MAX` for a delay beyond 584 years.
+pub(crate) fn nanos(delay: std::time::Duration) -> u64 {
+    u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The default clock: tokio's monotonic clock, with wall time derived from it.

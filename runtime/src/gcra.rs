@@ -45,7 +45,7 @@ impl From<&Limit> for LimitParams {
         Self {
             interval: limit.interval_nanos(),
             burst: u64::from(limit.burst()),
-            period: u64::try_from(limit.period().as_nanos()).unwrap_or(u64::MAX),
+            period: crate::clock::nanos(limit.period()),
             count: u64::from(limit.count()),
         }
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::clock::{Clock, TokioClock};
+use crate::clock::{Clock, TokioClock, nanos};
 use crate::error::{Error, NeverFits, RateLimitReason, RateLimited};
 use crate::gcra::{ALL, Decision, LimitParams, Target};
 use crate::headers::RateLimitInfo;
@@ -264,7 +264,6 @@ impl Limiter {
             }
             None => (self.reserve_shared(operation, plan).await?, Duration::ZERO),
         };
-        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         Ok(Permit {
             _slots: Some(slots),
             waited: nanos(waited),
@@ -422,7 +421,7 @@ impl Limiter {
             if moved.is_zero() {
                 return Ok(ticket.deferred);
             }
-            ticket.moved(u64::try_from(moved.as_nanos()).unwrap_or(u64::MAX));
+            ticket.moved(nanos(moved));
             wake += moved;
         }
     }
@@ -547,7 +546,7 @@ impl Limiter {
         if since_slot >= slot / 2 {
             return false;
         }
-        let score = &self.inner.buckets[plan.buckets[target]].resends;
+        let score = self.resend_score(plan, target);
         if score.load(Ordering::Relaxed) < 0 {
             score.fetch_add(1, Ordering::Relaxed);
             return false;
@@ -567,7 +566,7 @@ impl Limiter {
         let Some((target, _)) = plan.fastest else {
             return;
         };
-        let score = &self.inner.buckets[plan.buckets[target]].resends;
+        let score = self.resend_score(plan, target);
         let update = |score: i32| {
             Some(if admitted {
                 (score + 2).min(4)
@@ -579,13 +578,18 @@ impl Limiter {
         let _ = score.fetch_update(Ordering::Relaxed, Ordering::Relaxed, update);
     }
 
+    /// The resend score of the bucket behind `target` of `plan`.
+    fn resend_score(&self, plan: &Plan, target: usize) -> &AtomicI32 {
+        &self.inner.buckets[plan.buckets[target]].resends
+    }
+
     fn record_wait(&self, operation: &str, plan: &Plan, began: Instant) -> Duration {
         let waited = self.inner.clock.now().saturating_duration_since(began);
-        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        let waited_nanos = nanos(waited);
         for &b in &plan.buckets {
             let counters = &self.inner.buckets[b].counters;
             Counters::add(&counters.throttled, 1);
-            Counters::add(&counters.throttled_nanos, nanos);
+            Counters::add(&counters.throttled_nanos, waited_nanos);
             let name = &self.inner.buckets[b].name;
             telemetry::count("polvo_throttled_total", &self.inner.service, name, 1);
             telemetry::waited(&self.inner.service, name, waited);

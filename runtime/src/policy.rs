@@ -447,8 +447,8 @@ impl PolicyBuilder {
     /// against a strict server: with a tolerance of one request, 0 429s in 5,000 where
     /// tokio's timer alone had 0 to 2; with no tolerance, 95 % of the rate instead of
     /// 66 % (a refused request is resent in its slot when it comes back within half a
-    /// slot, which on tokio's timer it rarely does). The thread starts at the first wait and sleeps between wake-ups; on tokio's
-    /// paused clock deadlines are kept exactly.
+    /// slot, which on tokio's timer it rarely does). The thread starts at the first wait
+    /// and sleeps between wake-ups; on tokio's paused clock deadlines are kept exactly.
     ///
     /// # Examples
     ///

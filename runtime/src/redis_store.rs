@@ -369,12 +369,11 @@ impl RedisStore {
             return Ok(());
         };
         let params: Vec<LimitParams> = bucket.limits.iter().map(LimitParams::from).collect();
-        let as_nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let view = ServerView {
             remaining: Some(remaining),
             reset_at: None,
             limit: report.limit,
-            window: report.window.map(as_nanos),
+            window: report.window.map(crate::clock::nanos),
         };
         let matching = gcra::matching_limit(&params, &view);
         let args = [

@@ -144,8 +144,8 @@ impl RetryPolicy {
             .base_delay
             .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
         let ceiling = exp.min(self.max_backoff);
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(rand::rng().random_range(0..=nanos))
+        let ceiling = crate::clock::nanos(ceiling);
+        Duration::from_nanos(rand::rng().random_range(0..=ceiling))
     }
 }
 

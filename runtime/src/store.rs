@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::clock::{Clock, TokioClock};
+use crate::clock::{Clock, TokioClock, nanos};
 use crate::gcra::{self, BucketState, Decision, LimitParams, ServerView, Target};
 use crate::limit::Limit;
 
@@ -378,7 +378,7 @@ impl MemoryStore {
         cost: u64,
         max_wait: Option<Duration>,
     ) -> (Decision, u64, Ticket) {
-        let max_wait = max_wait.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let max_wait = max_wait.map(nanos);
         self.held(targets, |states, now| {
             let (decision, deferred) =
                 gcra::reserve_masked(states, targets, mask, cost, now, max_wait);
@@ -438,7 +438,7 @@ impl MemoryStore {
     }
 
     pub(crate) fn pause_at(&self, targets: &[Target], delay: Duration, slow_down: bool) {
-        let delay = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        let delay = nanos(delay);
         self.held(targets, |states, now| {
             for target in targets {
                 states[target.state].pause(now, now.saturating_add(delay), slow_down);
@@ -447,14 +447,13 @@ impl MemoryStore {
     }
 
     pub(crate) fn delay_at(&self, target: &Target, delay: Duration) {
-        let delay = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        let delay = nanos(delay);
         self.held(std::slice::from_ref(target), |states, _| {
             states[target.state].delay(delay);
         });
     }
 
     pub(crate) fn adopt_at(&self, target: &Target, report: &Report) {
-        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.held(std::slice::from_ref(target), |states, now| {
             let view = ServerView {
                 remaining: report.remaining,

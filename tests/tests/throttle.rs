@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use common::{
-    Reply, SLACK, TestResult, TestServer, assert_delay, client_for, get, limited, ms, secs,
+    Reply, SLACK, ServerBuilder, TestResult, TestServer, assert_delay, client_for, get, limited,
+    ms, secs,
 };
 use futures_util::StreamExt;
-use polvo_runtime::{Error, Limit, Policy, RateLimitReason, RetryPolicy, TokioClock};
+use polvo_runtime::{Client, Error, Limit, Policy, RateLimitReason, RetryPolicy, TokioClock};
 use tokio::task::JoinSet;
 
 #[tokio::test(start_paused = true)]
@@ -64,15 +65,24 @@ async fn retry_after_as_http_date_delays_the_retry() -> TestResult {
     Ok(())
 }
 
+/// A server giving `replies` in turn (then `200 OK`), and a client limited to 10/s.
+async fn ten_per_second(
+    replies: impl IntoIterator<Item = Reply>,
+) -> Result<(TestServer, Client), Box<dyn std::error::Error>> {
+    let server = replies
+        .into_iter()
+        .fold(TestServer::builder(), ServerBuilder::reply)
+        .start()
+        .await?;
+    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+    Ok((server, client))
+}
+
 #[tokio::test(start_paused = true)]
 async fn bare_429_on_a_limited_bucket_is_resent_in_its_slot() -> TestResult {
     // The refusal takes 20 ms to come back: the resend goes at once, and the next
     // request's slot moves back by those 20 ms, as the strict server's count moved.
-    let server = TestServer::builder()
-        .reply(Reply::status(429).latency(ms(20)))
-        .start()
-        .await?;
-    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+    let (server, client) = ten_per_second([Reply::status(429).latency(ms(20))]).await?;
 
     let first = client.execute(get()).await?;
     let second = client.execute(get()).await?;
@@ -90,12 +100,7 @@ async fn bare_429_on_a_limited_bucket_is_resent_in_its_slot() -> TestResult {
 
 #[tokio::test(start_paused = true)]
 async fn a_second_bare_429_takes_the_next_slot() -> TestResult {
-    let server = TestServer::builder()
-        .reply(Reply::status(429))
-        .reply(Reply::status(429))
-        .start()
-        .await?;
-    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+    let (server, client) = ten_per_second([Reply::status(429), Reply::status(429)]).await?;
 
     let response = client.execute(get()).await?;
 
@@ -113,14 +118,13 @@ async fn a_second_bare_429_takes_the_next_slot() -> TestResult {
 async fn after_a_refused_resend_the_next_bare_429_takes_the_next_slot() -> TestResult {
     // A server with some tolerance refuses only requests a slot or more early, and then
     // refuses the resend too: the bucket stops resending for a while.
-    let server = TestServer::builder()
-        .reply(Reply::status(429))
-        .reply(Reply::status(429))
-        .reply(Reply::ok())
-        .reply(Reply::status(429))
-        .start()
-        .await?;
-    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+    let (server, client) = ten_per_second([
+        Reply::status(429),
+        Reply::status(429),
+        Reply::ok(),
+        Reply::status(429),
+    ])
+    .await?;
 
     let first = client.execute(get()).await?;
     let second = client.execute(get()).await?;
@@ -139,11 +143,7 @@ async fn after_a_refused_resend_the_next_bare_429_takes_the_next_slot() -> TestR
 async fn a_bare_429_half_a_slot_late_takes_the_next_slot() -> TestResult {
     // Resending 60 ms into a 100 ms slot would move every later slot by more than half
     // a slot; the next slot costs less.
-    let server = TestServer::builder()
-        .reply(Reply::status(429).latency(ms(60)))
-        .start()
-        .await?;
-    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+    let (server, client) = ten_per_second([Reply::status(429).latency(ms(60))]).await?;
 
     let response = client.execute(get()).await?;
 
@@ -325,11 +325,7 @@ async fn quota_spent_elsewhere_causes_no_429() -> TestResult {
 #[tokio::test(start_paused = true)]
 async fn queued_requests_wait_out_a_cooldown() -> TestResult {
     let interval = ms(100);
-    let server = TestServer::builder()
-        .reply(Reply::status(429).retry_after(1))
-        .start()
-        .await?;
-    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+    let (server, client) = ten_per_second([Reply::status(429).retry_after(1)]).await?;
 
     let mut tasks = JoinSet::new();
     for _ in 0..5 {
