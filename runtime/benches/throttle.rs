@@ -10,6 +10,11 @@
 //! polvo runs twice: as configured by default, with precise wake-ups (a timer thread for
 //! the last 3 ms of each wait), and on tokio's timer alone (`precise_wakeups(ZERO)`).
 //!
+//! Each row also gives polvo's pace at the end (as a share of R; 429s without a retry time
+//! lower it) and how early the server found its refused requests: the median and the 99th
+//! percentile of the time left until its next slot. Run a subset with
+//! `POLVO_BENCH_CLIENTS=polvo,governor` and `POLVO_BENCH_TOLERANCES=0`.
+//!
 //! Size with `POLVO_BENCH_REQUESTS` (default 5000) and `POLVO_BENCH_RATE` (default 500).
 //! Each client runs `POLVO_BENCH_TRIALS` times (default 3): on a shared two-core machine
 //! the 429s come from rare pauses, and one run says little about how often they come.
@@ -35,6 +40,8 @@ struct Gate {
     tat: Mutex<Option<Instant>>,
     ok: AtomicU64,
     rejected: AtomicU64,
+    /// How much too early each refused request came.
+    early: Mutex<Vec<Duration>>,
 }
 
 impl Gate {
@@ -43,10 +50,23 @@ impl Gate {
         let mut tat = self.tat.lock().expect("gate lock");
         let current = tat.unwrap_or(now).max(now);
         if current.duration_since(now) > self.tolerance {
+            let early = current.duration_since(now) - self.tolerance;
+            self.early.lock().expect("gate lock").push(early);
             return false;
         }
         *tat = Some(current + self.interval);
         true
+    }
+
+    /// How early the refused requests came, median and 99th percentile, in µs.
+    fn early_quantiles(&self) -> String {
+        let mut early = std::mem::take(&mut *self.early.lock().expect("gate lock"));
+        if early.is_empty() {
+            return "-".to_owned();
+        }
+        early.sort_unstable();
+        let at = |q: f64| early[((early.len() - 1) as f64 * q) as usize].as_micros();
+        format!("{}/{} µs", at(0.5), at(0.99))
     }
 }
 
@@ -68,6 +88,7 @@ async fn serve(rate: u32, tolerance: u32) -> (String, Arc<Gate>) {
         tat: Mutex::new(None),
         ok: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
+        early: Mutex::new(Vec::new()),
     });
     let app = axum::Router::new()
         .route("/item", axum::routing::post(handle))
@@ -83,6 +104,8 @@ async fn serve(rate: u32, tolerance: u32) -> (String, Arc<Gate>) {
 struct Outcome {
     elapsed: Duration,
     rejected: u64,
+    /// polvo's pace at the end, as a share of the configured rate.
+    pace: Option<f64>,
 }
 
 async fn run_polvo(url: &str, rate: u32, requests: usize, precise: bool) -> Outcome {
@@ -117,8 +140,14 @@ async fn run_polvo(url: &str, rate: u32, requests: usize, precise: bool) -> Outc
         results.iter().all(Result::is_ok),
         "every request ends in a success"
     );
-    let rejected = client.usage().buckets.iter().map(|b| b.rejected).sum();
-    Outcome { elapsed, rejected }
+    let usage = client.usage();
+    let rejected = usage.buckets.iter().map(|b| b.rejected).sum();
+    let pace = usage.buckets.iter().map(|b| b.pace).reduce(f64::min);
+    Outcome {
+        elapsed,
+        rejected,
+        pace,
+    }
 }
 
 async fn run_governor(url: &str, rate: u32, requests: usize) -> Outcome {
@@ -153,6 +182,7 @@ async fn run_governor(url: &str, rate: u32, requests: usize) -> Outcome {
     Outcome {
         elapsed: start.elapsed(),
         rejected: rejected.load(Ordering::Relaxed),
+        pace: None,
     }
 }
 
@@ -175,14 +205,21 @@ fn main() {
     let trials = env_or("POLVO_BENCH_TRIALS", 3).max(1);
     println!("throttle accuracy: {requests} requests, server enforcing {rate}/s strictly");
     println!(
-        "{:<12} {:>10} {:>4} {:>10} {:>12} {:>8}",
-        "client", "tolerance", "run", "elapsed", "rate / R", "429s"
+        "{:<12} {:>10} {:>4} {:>10} {:>12} {:>8} {:>6} {:>16}",
+        "client", "tolerance", "run", "elapsed", "rate / R", "429s", "pace", "early p50/p99"
     );
+    let chosen = |name: &str, item: &str| {
+        std::env::var(name).map_or(true, |list| list.split(',').any(|c| c == item))
+    };
     rt.block_on(async {
         let runs = ["polvo", "polvo/tokio", "governor"]
             .into_iter()
+            .filter(|client| chosen("POLVO_BENCH_CLIENTS", client))
             .flat_map(|client| (1..=trials).map(move |run| (client, run)));
-        for tolerance in [1, 0] {
+        let tolerances = [1, 0]
+            .into_iter()
+            .filter(|t| chosen("POLVO_BENCH_TOLERANCES", &t.to_string()));
+        for tolerance in tolerances {
             for (client, run) in runs.clone() {
                 let (url, gate) = serve(rate, tolerance).await;
                 let outcome = match client {
@@ -195,9 +232,11 @@ fn main() {
                 // The first request needs no wait, so n requests span n - 1 intervals.
                 let ratio = ideal_first / outcome.elapsed.as_secs_f64();
                 assert_eq!(gate.ok.load(Ordering::Relaxed), requests as u64);
+                let pace = outcome.pace.map_or("-".to_owned(), |p| format!("{p:.3}"));
+                let early = gate.early_quantiles();
                 println!(
-                    "{client:<12} {tolerance:>10} {run:>4} {:>9.2}s {:>11.2}% {:>8}   \
-                     ({achieved:.1}/s)",
+                    "{client:<12} {tolerance:>10} {run:>4} {:>9.2}s {:>11.2}% {:>8} {pace:>6} \
+                     {early:>16}   ({achieved:.1}/s)",
                     outcome.elapsed.as_secs_f64(),
                     ratio * 100.0,
                     outcome.rejected

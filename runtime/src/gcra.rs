@@ -24,7 +24,12 @@ const PACE_CUT_PPM: u64 = 20_000;
 /// A 429 counts as repeated when fewer successes than this came since the previous one;
 /// a lone 429 (a jittery send) costs its slot but leaves the pace alone.
 const REPEAT_WITHIN: u32 = 200;
-/// Each success after that many recovers 0.01 % of the configured rate: 2 % takes 200.
+/// Each success recovers 0.01 % of the configured rate: a 2 % cut takes 200.
+///
+/// Cuts and recoveries balance where about one success in 200 meets a repeated 429. On a
+/// jittery path to a strict server that is a little above the pace at which nothing is
+/// refused, and a few refusals cost less than a pace far below the limit: waiting for 200
+/// clean successes before recovering held the pace 5 to 25 % low at 500/s.
 const PACE_RECOVERY: u32 = 100;
 
 /// One limit as the arithmetic sees it.
@@ -213,12 +218,12 @@ impl BucketState {
         self.seq += 1;
     }
 
-    /// Recovers a little of the pace lost to earlier 429s, once they stopped repeating.
+    /// Recovers a little of the pace lost to earlier 429s.
     ///
     /// Returns whether the pace rose.
     pub(crate) fn recover(&mut self) -> bool {
         self.clean = self.clean.saturating_add(1);
-        if self.pace < FULL_PACE && self.clean >= REPEAT_WITHIN {
+        if self.pace < FULL_PACE {
             self.pace = (self.pace + PACE_RECOVERY).min(FULL_PACE);
             self.seq += 1;
             return true;
@@ -577,12 +582,14 @@ mod tests {
         }
         assert_eq!(state.pace, 960_400, "two repeats cut 2 % each");
         assert_eq!(state.interval(&limit), 10_412_329);
-        for _ in 0..REPEAT_WITHIN - 1 {
+        for _ in 0..100 {
             state.recover();
         }
+        assert_eq!(state.pace, 970_400, "each success recovers 0.01 %");
+        state.pause(0, 0, true);
         assert_eq!(
-            state.pace, 960_400,
-            "no recovery while 429s may still repeat"
+            state.pace, 950_992,
+            "a 429 within {REPEAT_WITHIN} successes of the last one repeats it"
         );
         for _ in 0..10_000 {
             state.recover();

@@ -303,7 +303,7 @@ function ops.recover()
     local state = load(bucket)
     if state.pace < FULL_PACE or state.clean < REPEAT_WITHIN then
       state.clean = math.min(state.clean + 1, U32_MAX)
-      if state.pace < FULL_PACE and state.clean >= REPEAT_WITHIN then
+      if state.pace < FULL_PACE then
         state.pace = math.min(state.pace + PACE_RECOVERY, FULL_PACE)
         state.seq = state.seq + 1
       end

@@ -305,7 +305,7 @@ async fn adopt_matches_the_reported_window(store: Arc<dyn QuotaStore>) {
     assert_eq!(available(&*store, bucket).await, [9, 500]);
 }
 
-/// Repeated bare 429s cut the pace; successes recover it once the 429s stopped repeating.
+/// Repeated bare 429s cut the pace, and each success wins back a little of it.
 async fn repeated_429s_cut_the_pace(store: Arc<dyn QuotaStore>) {
     let limits = [limit(100, hour(), 1)];
     let bucket = BucketRef {
@@ -322,20 +322,19 @@ async fn repeated_429s_cut_the_pace(store: Arc<dyn QuotaStore>) {
         store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
     }
     assert_eq!(store.view(bucket).await.unwrap().pace_ppm, 960_400);
-    for _ in 0..199 {
+    let pace = async || store.view(bucket).await.unwrap().pace_ppm;
+    for _ in 0..100 {
         store.recover(bucket).await.unwrap();
     }
-    assert_eq!(
-        store.view(bucket).await.unwrap().pace_ppm,
-        960_400,
-        "199 successes"
-    );
-    store.recover(bucket).await.unwrap();
-    assert_eq!(
-        store.view(bucket).await.unwrap().pace_ppm,
-        960_500,
-        "the 200th"
-    );
+    assert_eq!(pace().await, 970_400, "each success wins back 0.01 %");
+    store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
+    assert_eq!(pace().await, 950_992, "a 429 within 200 successes repeats");
+    for _ in 0..200 {
+        store.recover(bucket).await.unwrap();
+    }
+    assert_eq!(pace().await, 970_992);
+    store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
+    assert_eq!(pace().await, 970_992, "a 429 after 200 successes is lone");
 }
 
 /// A released reservation is refunded only when nothing was reserved after it.
