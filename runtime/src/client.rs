@@ -364,12 +364,15 @@ impl Client {
             budget.deposit();
         }
         let mut attempt = 0;
+        // Attempts counted against `max_attempts`: all but the free ones (see `Step`).
+        let mut charged = 0;
         let mut last_status = None;
         // A permit kept for a resend in its slot, with when its slot was.
         let mut kept: Option<(Permit, tokio::time::Instant)> = None;
         let mut resent = false;
         loop {
             attempt += 1;
+            charged += 1;
             let resending = kept.is_some();
             let (permit, slot) = match kept.take() {
                 Some(kept) => kept,
@@ -415,12 +418,15 @@ impl Client {
                             key.is_some(),
                             response,
                             info,
-                            attempt,
+                            (attempt, charged),
                             resend,
                         )
                         .await?
                     {
-                        Step::Retry(delay) => delay,
+                        Step::Retry { delay, free } => {
+                            charged -= u32::from(free);
+                            delay
+                        }
                         Step::Resend => {
                             resent = true;
                             kept = Some((permit, slot));
@@ -431,7 +437,9 @@ impl Client {
                         Step::Return(response) => return Ok(response),
                     }
                 }
-                Err(error) => self.on_transport_error(request, key.is_some(), error, attempt)?,
+                Err(error) => {
+                    self.on_transport_error(request, key.is_some(), error, (attempt, charged))?
+                }
             };
             drop(permit);
             if let Some(delay) = decision {
@@ -455,6 +463,7 @@ impl Client {
     /// one the limiter's cooldown or next slot sets the pace), resend at once in the same
     /// slot, return the response as it is, or fail with a rate-limit error.
     ///
+    /// `attempts` are the attempts made and those of them charged against `max_attempts`.
     /// `resend` is the time since the request's slot when it may still be resent in it:
     /// once per request, and only on a limited bucket.
     async fn on_retryable_status(
@@ -463,7 +472,7 @@ impl Client {
         keyed: bool,
         response: Response,
         info: RateLimitInfo,
-        attempt: u32,
+        (attempt, charged): (u32, u32),
         resend: Option<Duration>,
     ) -> Result<Step, Error> {
         let operation = request.operation;
@@ -482,11 +491,11 @@ impl Client {
             .or(info.reset_after.filter(|_| too_many && info.is_exhausted()));
         let hint = self.hint(&response.headers);
         let safe = retry.is_idempotent(&request.method) || keyed;
-        let reason = if hint == Some(false) || (hint.is_none() && !safe) {
+        let mut reason = if hint == Some(false) || (hint.is_none() && !safe) {
             Some(RateLimitReason::NotRetryable)
         } else if asked.is_some_and(|d| d > retry.max_retry_after()) {
             Some(RateLimitReason::RetryAfterTooLong)
-        } else if attempt >= retry.max_attempts() {
+        } else if charged >= retry.max_attempts() {
             Some(RateLimitReason::AttemptsExhausted)
         } else if !self.budget_allows() {
             Some(RateLimitReason::BudgetExhausted)
@@ -504,16 +513,23 @@ impl Client {
         // Pause the buckets, even when this request will not be retried, so other
         // requests in flight wait instead of earning their own 429s. A bare 429 not
         // resent only lowers the pace: its retry takes the next slot.
+        let mut free = false;
         if let Some(delay) = asked {
             limiter.pause(operation, delay, false).await?;
         } else if bare {
-            limiter.pause(operation, Duration::ZERO, true).await?;
+            free = limiter.pause(operation, Duration::ZERO, true).await?;
+        }
+        // A bare 429 that slowed the pace is charged to our limits, not to the request.
+        let free = free && retry.max_attempts() > 1;
+        if free && reason == Some(RateLimitReason::AttemptsExhausted) && self.budget_allows() {
+            reason = None;
         }
         let Some(reason) = reason else {
             // A server-asked delay is already a cooldown in the limiter, and a 429 on a
             // limited bucket takes the next slot; anything else backs off.
             let paced = asked.is_some() || (too_many && plan_limited);
-            return Ok(Step::Retry((!paced).then(|| retry.backoff(attempt))));
+            let delay = (!paced).then(|| retry.backoff(attempt));
+            return Ok(Step::Retry { delay, free });
         };
         tracing::info!(
             operation,
@@ -549,12 +565,12 @@ impl Client {
         request: &Request,
         keyed: bool,
         error: Error,
-        attempt: u32,
+        (attempt, charged): (u32, u32),
     ) -> Result<Option<Duration>, Error> {
         let retry = self.inner.policy.retry();
         // A failed connect sent nothing, so repeating it is always safe.
         let safe = error.is_connect() || retry.is_idempotent(&request.method) || keyed;
-        if !safe || attempt >= retry.max_attempts() || !self.budget_allows() {
+        if !safe || charged >= retry.max_attempts() || !self.budget_allows() {
             return Err(error);
         }
         let operation = request.operation;
@@ -718,8 +734,11 @@ fn after_attempts(error: Error, attempts: u32, status: Option<StatusCode>) -> Er
 
 /// What follows a retryable status.
 enum Step {
-    /// Try again, after sleeping this long when set.
-    Retry(Option<Duration>),
+    /// Try again, after sleeping `delay` when set. A `free` attempt is not counted
+    /// against `max_attempts`: a bare 429 that slowed the pace was our limits' doing, and
+    /// there can be only so many (each cuts the pace by 2 %, down to half, and successes
+    /// win back 2 % in 200).
+    Retry { delay: Option<Duration>, free: bool },
     /// Try again at once, in the slot the refused attempt held.
     Resend,
     /// Stop and hand this response to the caller.

@@ -182,8 +182,8 @@ impl BucketState {
     /// Stops the bucket until `until`, moving every pending slot back by the added pause.
     ///
     /// With `slow_down`, the bucket also lowers its pace, because the server refused a
-    /// request the configured limits allowed.
-    pub(crate) fn pause(&mut self, now: u64, until: u64, slow_down: bool) {
+    /// request the configured limits allowed. Returns whether the pace came down.
+    pub(crate) fn pause(&mut self, now: u64, until: u64, slow_down: bool) -> bool {
         let from = self.blocked_until.max(now);
         if until > from {
             let shift = until - from;
@@ -193,6 +193,7 @@ impl BucketState {
             self.shift_total = self.shift_total.saturating_add(shift);
             self.blocked_until = until;
         }
+        let before = self.pace;
         if slow_down {
             if self.clean < REPEAT_WITHIN {
                 let cut = u64::from(self.pace) * PACE_CUT_PPM / u64::from(FULL_PACE);
@@ -202,6 +203,7 @@ impl BucketState {
             self.clean = 0;
         }
         self.seq += 1;
+        self.pace < before
     }
 
     /// Moves every pending and future slot back by `shift`, without stopping the bucket:

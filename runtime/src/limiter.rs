@@ -633,13 +633,18 @@ impl Limiter {
     /// Stops every bucket of `operation` for `delay`: pending requests wait it out too.
     ///
     /// `slow_down` also lowers the buckets' pace a little, for a server that refused a
-    /// request our limits allowed.
+    /// request our limits allowed. Returns whether the pace of any bucket came down: a
+    /// 429 repeated within 200 successes of the last one, above the lowest pace.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when a shared store fails and has no local fallback.
     pub async fn pause(
         &self,
         operation: &str,
         delay: Duration,
         slow_down: bool,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let plan = self.plan(operation);
         tracing::info!(
             operation,
@@ -652,14 +657,13 @@ impl Limiter {
             telemetry::count("polvo_cooldowns_total", &self.inner.service, name, 1);
         }
         match self.inner.store.as_memory() {
-            Some(memory) => memory.pause_at(&plan.targets, delay, slow_down),
+            Some(memory) => Ok(memory.pause_at(&plan.targets, delay, slow_down)),
             None => {
                 let refs = self.refs(plan);
                 let result = self.inner.store.pause(&refs, delay, slow_down).await;
-                result.map_err(|e| Error::Store(e.to_string()))?;
+                result.map_err(|e| Error::Store(e.to_string()))
             }
         }
-        Ok(())
     }
 
     /// Takes what a response said about the operation's quota.

@@ -141,6 +141,7 @@ local function pause(state, now, till, slow_down)
     state.shift = state.shift + shift
     state.blocked = till
   end
+  local before = state.pace
   if slow_down then
     if state.clean < REPEAT_WITHIN then
       local cut = math.floor(state.pace * PACE_CUT_PPM / FULL_PACE)
@@ -149,6 +150,7 @@ local function pause(state, now, till, slow_down)
     state.clean = 0
   end
   state.seq = state.seq + 1
+  return state.pace < before
 end
 
 -- BucketState::available
@@ -259,13 +261,16 @@ function ops.pause()
   local slow_down = ARGV[3] == '1'
   local buckets = read_buckets(4)
   local now = now_us()
+  local slowed = 0
   for _, bucket in ipairs(buckets) do
-    pause(load(bucket), now, now + delay, slow_down)
+    if pause(load(bucket), now, now + delay, slow_down) then
+      slowed = 1
+    end
   end
   for _, bucket in ipairs(buckets) do
     save(bucket, load(bucket), now)
   end
-  return { 1 }
+  return { slowed }
 end
 
 -- BucketState::adopt for one bucket: ARGV remaining, reset_after_us (-1: none), the index

@@ -575,11 +575,11 @@ impl QuotaStore for RedisStore {
         buckets: &'a [BucketRef<'a>],
         delay: Duration,
         slow_down: bool,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let args = [micros(delay), i64::from(slow_down)];
             let failure = match self.call("pause", buckets, &args).await {
-                Ok(_) => return Ok(()),
+                Ok((reply, _)) => return Ok(reply.first() == Some(&1)),
                 Err(failure) => failure,
             };
             let limits = self.local_limits(buckets).ok_or(failure)?;

@@ -164,6 +164,12 @@ impl RetryPolicyBuilder {
     }
 
     /// Attempts in all, the first included; 1 turns retries off.
+    ///
+    /// With retries on, a 429 without a retry time on a limited bucket that lowered the
+    /// bucket's pace is not counted: the server's limit is below ours, and the attempt is
+    /// charged to our limits while they come down to it. Each such 429 cuts the pace by
+    /// 2 % (down to half the configured rate) and successes win back 2 % in 200, so
+    /// there are only so many.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.policy.max_attempts = attempts;
         self

@@ -148,13 +148,14 @@ pub trait QuotaStore: Send + Sync + fmt::Debug + 'static {
     ) -> StoreFuture<'a, Duration>;
 
     /// Stops the buckets for `delay`, moving pending reservations back; `slow_down` also
-    /// lowers their pace (the server refused what our limits allowed).
+    /// lowers their pace (the server refused what our limits allowed). Returns whether
+    /// the pace of any of them came down.
     fn pause<'a>(
         &'a self,
         buckets: &'a [BucketRef<'a>],
         delay: Duration,
         slow_down: bool,
-    ) -> StoreFuture<'a, ()>;
+    ) -> StoreFuture<'a, bool>;
 
     /// Adopts a server report where it is tighter than the stored state.
     fn adopt<'a>(&'a self, bucket: BucketRef<'a>, report: Report) -> StoreFuture<'a, ()>;
@@ -437,13 +438,16 @@ impl MemoryStore {
         moved.max().unwrap_or(0)
     }
 
-    pub(crate) fn pause_at(&self, targets: &[Target], delay: Duration, slow_down: bool) {
+    pub(crate) fn pause_at(&self, targets: &[Target], delay: Duration, slow_down: bool) -> bool {
         let delay = nanos(delay);
         self.held(targets, |states, now| {
-            for target in targets {
-                states[target.state].pause(now, now.saturating_add(delay), slow_down);
-            }
-        });
+            let until = now.saturating_add(delay);
+            let slowed = targets
+                .iter()
+                .map(|t| states[t.state].pause(now, until, slow_down));
+            // Every bucket pauses: no short circuit.
+            slowed.fold(false, |any, slowed| any | slowed)
+        })
     }
 
     pub(crate) fn delay_at(&self, target: &Target, delay: Duration) {
@@ -565,10 +569,9 @@ impl QuotaStore for MemoryStore {
         buckets: &'a [BucketRef<'a>],
         delay: Duration,
         slow_down: bool,
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, bool> {
         let targets = self.targets(buckets);
-        self.pause_at(&targets, delay, slow_down);
-        ready(())
+        ready(self.pause_at(&targets, delay, slow_down))
     }
 
     fn adopt<'a>(&'a self, bucket: BucketRef<'a>, report: Report) -> StoreFuture<'a, ()> {

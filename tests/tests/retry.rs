@@ -1,6 +1,7 @@
 //! Retries against a real server on 127.0.0.1: which requests are safe to repeat, the
 //! idempotency key, the cap on server-asked delays, the retry budget, the server's hint
-//! header and connections refused before anything was sent.
+//! header, connections refused before anything was sent, and the bare 429s that cost no
+//! attempt.
 //!
 //! Every test runs on tokio's paused clock, so backoffs and cooldowns cost no real time.
 
@@ -8,8 +9,8 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Reply, TestResult, TestServer, client_for, get, ms, post, secs};
-use polvo_runtime::{BudgetConfig, Client, Error, Policy, RateLimitReason, RetryPolicy};
+use common::{Reply, TestResult, TestServer, client_for, get, limited, ms, post, secs};
+use polvo_runtime::{BudgetConfig, Client, Error, Limit, Policy, RateLimitReason, RetryPolicy};
 
 /// The rate-limit error inside `error`, or a panic naming what came instead.
 #[track_caller]
@@ -302,5 +303,43 @@ async fn post_reaches_a_server_that_starts_late_exactly_once() -> TestResult {
     assert!(response.attempts() >= 2, "the first connect was refused");
     assert_eq!(server.received(), 1, "refused connects sent nothing");
     assert_eq!(server.seen()[0].body, r#"{"name":"a"}"#);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn bare_429s_that_slow_the_pace_cost_no_attempt_down_to_the_floor() -> TestResult {
+    // A server that refuses everything with a bare 429, and no retry budget, so only the
+    // attempts cap can end the request.
+    let server = TestServer::builder()
+        .otherwise(Reply::status(429))
+        .start()
+        .await?;
+    let limit = Limit::per_second(100)?;
+    let no_budget = RetryPolicy::builder().budget(None).build()?;
+    let client = client_for(&server, limited(limit)?)
+        .retry(no_budget)
+        .build()?;
+
+    let error = client
+        .execute(get())
+        .await
+        .expect_err("every attempt is refused");
+
+    let refused = rate_limited(&error);
+    assert_eq!(refused.reason, RateLimitReason::AttemptsExhausted);
+    // Counted: the first (resent in its slot), the resend (a lone 429, which leaves the
+    // pace alone) and two at the floor. Free: the 35 that cut the pace by 2 % each, from
+    // 1 to 0.98^35, below one half, where it stops.
+    assert_eq!(refused.attempts, 4 + 35);
+    assert_eq!(server.received(), 39);
+    assert_eq!(client.usage().buckets[0].pace, 0.5);
+
+    // With retries off, no attempt is free.
+    let client = client_for(&server, limited(limit)?)
+        .retry(RetryPolicy::none())
+        .build()?;
+    let error = client.execute(get()).await.expect_err("refused");
+    assert_eq!(rate_limited(&error).attempts, 1);
+    assert_eq!(server.received(), 40);
     Ok(())
 }

@@ -305,36 +305,37 @@ async fn adopt_matches_the_reported_window(store: Arc<dyn QuotaStore>) {
     assert_eq!(available(&*store, bucket).await, [9, 500]);
 }
 
-/// Repeated bare 429s cut the pace, and each success wins back a little of it.
+/// Repeated bare 429s cut the pace, and each success wins back a little of it; a pause
+/// says whether it cut.
 async fn repeated_429s_cut_the_pace(store: Arc<dyn QuotaStore>) {
     let limits = [limit(100, hour(), 1)];
     let bucket = BucketRef {
         key: "svc:r",
         limits: &limits,
     };
-    store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
-    assert_eq!(
-        store.view(bucket).await.unwrap().pace_ppm,
-        1_000_000,
-        "a lone 429"
-    );
-    for _ in 0..2 {
-        store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
-    }
-    assert_eq!(store.view(bucket).await.unwrap().pace_ppm, 960_400);
+    let bare_429 = async || store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
     let pace = async || store.view(bucket).await.unwrap().pace_ppm;
+    assert!(!bare_429().await, "a lone 429");
+    assert_eq!(pace().await, 1_000_000);
+    for _ in 0..2 {
+        assert!(bare_429().await, "a repeated 429");
+    }
+    assert_eq!(pace().await, 960_400);
     for _ in 0..100 {
         store.recover(bucket).await.unwrap();
     }
     assert_eq!(pace().await, 970_400, "each success wins back 0.01 %");
-    store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
-    assert_eq!(pace().await, 950_992, "a 429 within 200 successes repeats");
+    assert!(bare_429().await, "a 429 within 200 successes repeats");
+    assert_eq!(pace().await, 950_992);
     for _ in 0..200 {
         store.recover(bucket).await.unwrap();
     }
     assert_eq!(pace().await, 970_992);
-    store.pause(&[bucket], Duration::ZERO, true).await.unwrap();
-    assert_eq!(pace().await, 970_992, "a 429 after 200 successes is lone");
+    assert!(!bare_429().await, "a 429 after 200 successes is lone");
+    assert_eq!(pace().await, 970_992);
+    let second = Duration::from_secs(1);
+    let cooled = store.pause(&[bucket], second, false).await.unwrap();
+    assert!(!cooled, "a cooldown alone leaves the pace");
 }
 
 /// A released reservation is refunded only when nothing was reserved after it.
