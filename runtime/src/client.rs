@@ -504,10 +504,9 @@ impl Client {
         };
         let bare = too_many && plan_limited && asked.is_none();
         // A strict server's count is most likely a hair past the slot: go again at once.
-        let resend = bare
-            && reason.is_none()
-            && resend.is_some_and(|since_slot| limiter.resend_in_slot(operation, since_slot));
-        if resend {
+        if let Some(since_slot) = resend.filter(|_| bare && reason.is_none())
+            && limiter.resend_in_slot(operation, since_slot).await
+        {
             return Ok(Step::Resend);
         }
         // Pause the buckets, even when this request will not be retried, so other

@@ -262,7 +262,7 @@ impl Limiter {
                     }
                 }
             }
-            None => (self.reserve_shared(operation, plan).await?, Duration::ZERO),
+            None => self.reserve_shared(operation, plan).await?,
         };
         Ok(Permit {
             _slots: Some(slots),
@@ -362,7 +362,7 @@ impl Limiter {
                 }
                 let deferred = refund.ticket.take().map_or(0, |t| t.deferred);
                 charge_deferred(memory, plan, deferred).await;
-                let late = self.absorb_lateness(memory, operation, plan, wake);
+                let late = self.absorb_lateness(operation, plan, wake).await;
                 Ok((self.record_wait(operation, plan, began), late))
             }
             Decision::TooLong { start, target } => {
@@ -373,7 +373,12 @@ impl Limiter {
         }
     }
 
-    async fn reserve_shared(&self, operation: &str, plan: &Plan) -> Result<Duration, Error> {
+    /// The shared-store form of the wait: returns the time waited and how late it woke.
+    async fn reserve_shared(
+        &self,
+        operation: &str,
+        plan: &Plan,
+    ) -> Result<(Duration, Duration), Error> {
         let refs = self.refs(plan);
         let request = ReserveRequest {
             buckets: &refs,
@@ -388,12 +393,13 @@ impl Limiter {
             .await
             .map_err(store_error)?
         {
-            Grant::Ready { wait, .. } if wait.is_zero() => Ok(Duration::ZERO),
+            Grant::Ready { wait, .. } if wait.is_zero() => Ok((Duration::ZERO, Duration::ZERO)),
             Grant::Ready { wait, ticket } => {
-                let deferred = self.wait_moved(&refs, ticket, began + wait).await?;
+                let (deferred, wake) = self.wait_moved(&refs, ticket, began + wait).await?;
                 self.charge_deferred_shared(deferred_of(&refs, deferred), plan.cost)
                     .await?;
-                Ok(self.record_wait(operation, plan, began))
+                let late = self.absorb_lateness(operation, plan, wake).await;
+                Ok((self.record_wait(operation, plan, began), late))
             }
             Grant::TooLong { wait, bucket } => {
                 Err(self.too_long(operation, plan.buckets[bucket], wait))
@@ -403,13 +409,13 @@ impl Limiter {
     }
 
     /// Sleeps until `wake`, and again for as long as pauses moved the reservation.
-    /// Returns the buckets still to charge.
+    /// Returns the buckets still to charge and when the last sleep was to end.
     async fn wait_moved(
         &self,
         refs: &[BucketRef<'_>],
         mut ticket: Ticket,
         mut wake: Instant,
-    ) -> Result<u64, Error> {
+    ) -> Result<(u64, Instant), Error> {
         loop {
             timer::sleep_until(wake, self.inner.precise_wakeups).await;
             let moved = self
@@ -419,7 +425,7 @@ impl Limiter {
                 .await
                 .map_err(store_error)?;
             if moved.is_zero() {
-                return Ok(ticket.deferred);
+                return Ok((ticket.deferred, wake));
             }
             ticket.moved(nanos(moved));
             wake += moved;
@@ -484,15 +490,9 @@ impl Limiter {
     /// moving by all of it, none to two, for 0.26 % of the rate.
     ///
     /// Returns the lateness left over: what the server may see of it.
-    fn absorb_lateness(
-        &self,
-        memory: &MemoryStore,
-        operation: &str,
-        plan: &Plan,
-        wake: Instant,
-    ) -> Duration {
+    async fn absorb_lateness(&self, operation: &str, plan: &Plan, wake: Instant) -> Duration {
         let late = self.inner.clock.now().saturating_duration_since(wake);
-        let Some((target, slot)) = plan.fastest else {
+        let Some((_, slot)) = plan.fastest else {
             return late;
         };
         let shift = match self.inner.precise_wakeups {
@@ -500,15 +500,39 @@ impl Limiter {
             Some(_) => Duration::ZERO,
             None => late.saturating_sub(slot),
         };
-        if !shift.is_zero() {
-            memory.delay_at(&plan.targets[target], shift);
-            tracing::trace!(
-                operation,
-                late_us = late.as_micros() as u64,
-                "woke late; later slots move back"
-            );
+        if shift.is_zero() || !self.delay_slots(operation, plan, shift).await {
+            return late;
         }
-        late.saturating_sub(shift)
+        tracing::trace!(
+            operation,
+            late_us = late.as_micros() as u64,
+            "woke late; later slots move back"
+        );
+        late - shift
+    }
+
+    /// Moves the later slots of the operation's fastest bucket back by `shift`. False when
+    /// a shared store could not (the error is logged).
+    async fn delay_slots(&self, operation: &str, plan: &Plan, shift: Duration) -> bool {
+        let Some((target, _)) = plan.fastest else {
+            return false;
+        };
+        if let Some(memory) = self.inner.store.as_memory() {
+            memory.delay_at(&plan.targets[target], shift);
+            return true;
+        }
+        let bucket = &self.inner.buckets[plan.buckets[target]];
+        let bucket = BucketRef {
+            key: &bucket.key,
+            limits: &bucket.limits,
+        };
+        match self.inner.store.delay(bucket, shift).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(operation, %error, "could not move the later slots back");
+                false
+            }
+        }
     }
 
     /// Lets a request the server refused without a retry time go again at once, in the
@@ -534,13 +558,10 @@ impl Limiter {
     ///
     /// Returns false, changing nothing but that score, when `since_slot` is half a slot
     /// or more (the next slot is as cheap), when resends have not paid off lately, when
-    /// the operation has no limit, or when its quota lives in a shared store.
-    pub(crate) fn resend_in_slot(&self, operation: &str, since_slot: Duration) -> bool {
+    /// the operation has no limit, or when a shared store cannot move its slots.
+    pub(crate) async fn resend_in_slot(&self, operation: &str, since_slot: Duration) -> bool {
         let plan = self.plan(operation);
         let Some((target, slot)) = plan.fastest else {
-            return false;
-        };
-        let Some(memory) = self.inner.store.as_memory() else {
             return false;
         };
         if since_slot >= slot / 2 {
@@ -551,7 +572,9 @@ impl Limiter {
             score.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        memory.delay_at(&plan.targets[target], since_slot);
+        if !self.delay_slots(operation, plan, since_slot).await {
+            return false;
+        }
         tracing::debug!(
             operation,
             since_slot_us = since_slot.as_micros() as u64,

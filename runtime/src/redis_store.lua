@@ -273,6 +273,23 @@ function ops.pause()
   return { slowed }
 end
 
+-- BucketState::delay for one bucket: ARGV shift_us, bucket.
+function ops.delay()
+  local shift = tonumber(ARGV[2])
+  local bucket = read_buckets(3)[1]
+  if shift <= 0 then
+    return { 1 }
+  end
+  local state = load(bucket)
+  for i = 1, #state.tats do
+    state.tats[i] = state.tats[i] + shift
+  end
+  state.shift = state.shift + shift
+  state.seq = state.seq + 1
+  save(bucket, state, now_us())
+  return { 1 }
+end
+
 -- BucketState::adopt for one bucket: ARGV remaining, reset_after_us (-1: none), the index
 -- of the limit the report matches (from 0; -1: none), bucket.
 function ops.adopt()

@@ -588,6 +588,20 @@ impl QuotaStore for RedisStore {
         })
     }
 
+    fn delay<'a>(&'a self, bucket: BucketRef<'a>, shift: Duration) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let failure = match self.call("delay", &[bucket], &[micros(shift)]).await {
+                Ok(_) => return Ok(()),
+                Err(failure) => failure,
+            };
+            let limits = self.local_limits(&[bucket]).ok_or(failure)?;
+            for local in local_refs(&[bucket], &limits) {
+                self.local.delay(local, shift).await?;
+            }
+            Ok(())
+        })
+    }
+
     fn adopt<'a>(&'a self, bucket: BucketRef<'a>, report: Report) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let failure = match self.adopt_remote(bucket, report).await {

@@ -157,6 +157,11 @@ pub trait QuotaStore: Send + Sync + fmt::Debug + 'static {
         slow_down: bool,
     ) -> StoreFuture<'a, bool>;
 
+    /// Moves every pending and future slot of the bucket back by `shift`, without stopping
+    /// it: a strict server's count of arrivals stands that much past ours (a waiter woke
+    /// late, or a refused request went again in its slot).
+    fn delay<'a>(&'a self, bucket: BucketRef<'a>, shift: Duration) -> StoreFuture<'a, ()>;
+
     /// Adopts a server report where it is tighter than the stored state.
     fn adopt<'a>(&'a self, bucket: BucketRef<'a>, report: Report) -> StoreFuture<'a, ()>;
 
@@ -572,6 +577,13 @@ impl QuotaStore for MemoryStore {
     ) -> StoreFuture<'a, bool> {
         let targets = self.targets(buckets);
         ready(self.pause_at(&targets, delay, slow_down))
+    }
+
+    fn delay<'a>(&'a self, bucket: BucketRef<'a>, shift: Duration) -> StoreFuture<'a, ()> {
+        for target in self.targets(&[bucket]) {
+            self.delay_at(&target, shift);
+        }
+        ready(())
     }
 
     fn adopt<'a>(&'a self, bucket: BucketRef<'a>, report: Report) -> StoreFuture<'a, ()> {

@@ -2,7 +2,7 @@
 //! (SIGSTOP: connected but silent, the way a stuck server looks) and let go again: the
 //! failure policy holds, nothing panics or hangs, every request gets an answer, and the
 //! shared store is used again once Redis is back. Also what a client on Redis reports
-//! about its quota.
+//! about its quota, and how it resends a bare 429 in its slot.
 //!
 //! Real time and a real `redis-server` throughout; the HTTP server only counts requests.
 //! No assertion reads the wall clock: a generous outer timeout only turns a hang into a
@@ -13,6 +13,7 @@
     reason = "test helpers fail the test on a broken set-up"
 )]
 
+mod common;
 #[path = "common/redis.rs"]
 mod redis_server;
 
@@ -282,4 +283,46 @@ async fn usage_now_reads_units_available_from_redis() {
     let after = client.usage_now().await.unwrap();
     assert_eq!(after.buckets[0].sent, 1);
     assert!(after.buckets[0].pace > 0.99, "full pace, read from Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_429_is_resent_in_its_slot_and_the_shared_slots_move_back() {
+    // As on the in-memory store: the refusal takes 20 ms to come back, the resend goes at
+    // once, and the next slot in Redis moves back by the time that took, so the next
+    // request comes a whole slot (200 ms at 5/s) after the resend rather than 180 ms.
+    let redis = RedisServer::start();
+    let server = common::TestServer::builder()
+        .reply(common::Reply::status(429).latency(Duration::from_millis(20)))
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder("resend", Policy::default())
+        .base_url(server.url())
+        .rate_limit(5)
+        .store(store(&redis, OnFailure::Fail))
+        .build()
+        .unwrap();
+
+    let first = guarded("first request", client.execute(common::get())).await;
+    let second = guarded("second request", client.execute(common::get())).await;
+
+    assert_eq!(
+        (first.unwrap().attempts(), second.unwrap().attempts()),
+        (2, 1)
+    );
+    assert_eq!(server.statuses(), [429, 200, 200]);
+    // Real time here (Redis keeps its own clock), so each bound sits halfway between what
+    // the mechanism gives and what its absence would: a retry in the next slot comes
+    // 200 ms after the refused request, a resend with the slots left in place 180 ms
+    // before the next request.
+    let gaps = server.gaps();
+    let ms = Duration::from_millis;
+    assert!(
+        gaps[0] < ms(110),
+        "resent at once, not in the next slot: {gaps:?}"
+    );
+    assert!(
+        gaps[1] >= ms(190),
+        "a whole slot after the resend: {gaps:?}"
+    );
 }

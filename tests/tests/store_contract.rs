@@ -305,6 +305,30 @@ async fn adopt_matches_the_reported_window(store: Arc<dyn QuotaStore>) {
     assert_eq!(available(&*store, bucket).await, [9, 500]);
 }
 
+/// A delay moves a pending reservation and every later slot back by exactly the delay,
+/// without blocking the bucket.
+async fn delay_moves_later_slots(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(10, hour(), 1)];
+    let buckets = [BucketRef {
+        key: "svc:d",
+        limits: &limits,
+    }];
+    granted(reserve(&*store, &buckets, None).await);
+    let (wait, ticket) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(wait, Duration::from_secs(360));
+
+    store
+        .delay(buckets[0], Duration::from_secs(2))
+        .await
+        .unwrap();
+    let moved = store.moved_by(&buckets, &ticket).await.unwrap();
+    assert_eq!(moved, Duration::from_secs(2), "moved by exactly the delay");
+    let view = store.view(buckets[0]).await.unwrap();
+    assert_eq!(view.blocked_for, Duration::ZERO, "a delay is no cooldown");
+    let (next, _) = granted(reserve(&*store, &buckets, None).await);
+    assert_near(next, Duration::from_secs(722));
+}
+
 /// Repeated bare 429s cut the pace, and each success wins back a little of it; a pause
 /// says whether it cut.
 async fn repeated_429s_cut_the_pace(store: Arc<dyn QuotaStore>) {
@@ -509,6 +533,7 @@ contract!(
     adopt_what_the_server_reports,
     adopt_matches_the_reported_window,
     repeated_429s_cut_the_pace,
+    delay_moves_later_slots,
     release_refunds_only_the_last,
     deferred_mask,
 );
