@@ -44,6 +44,8 @@ struct Server {
     hits: Mutex<BTreeMap<u64, usize>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// How many other requests were in flight as each one arrived, in arrival order.
+    seen_in_flight: Mutex<Vec<usize>>,
     latency: Duration,
     inject: bool,
 }
@@ -56,6 +58,7 @@ async fn item(State(server): State<Arc<Server>>, Path(id): Path<u64>) -> Respons
         *n
     };
     let now = server.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    server.seen_in_flight.lock().unwrap().push(now - 1);
     server.max_in_flight.fetch_max(now, Ordering::SeqCst);
     tokio::time::sleep(server.latency).await;
     server.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -227,6 +230,30 @@ async fn concurrency_follows_rate_times_latency() {
         elapsed >= ideal && elapsed <= ideal + Duration::from_millis(100),
         "{elapsed:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_call_goes_alone() {
+    // A first call often pays for a new connection and reaches the server late; a second
+    // sent on its slot would arrive right behind it, a burst to a strict server.
+    let (url, server) = serve(Duration::from_millis(50), false).await;
+    let policy = Policy::builder()
+        .bucket("default", [Limit::per_second(1000).unwrap()])
+        .build()
+        .unwrap();
+    let client = client(&url, policy);
+
+    let report = client.bulk("putItem").run(0..20u64, put).await;
+
+    assert!(report.is_complete());
+    let seen = server.seen_in_flight.lock().unwrap().clone();
+    assert_eq!(
+        seen[..2],
+        [0, 0],
+        "the second call waited for the first: {seen:?}"
+    );
+    // After it, the calls overlap as rate times latency asks (1000/s * 50 ms).
+    assert!(seen.iter().any(|&n| n > 1), "{seen:?}");
 }
 
 #[tokio::test]
