@@ -7,7 +7,8 @@
 //! excess with 429 and `Retry-After: 1`. Printed: elapsed time against the ideal
 //! (N - 1) / R, and the 429s each received. Size with `POLVO_BENCH_REQUESTS` (default
 //! 10000) and `POLVO_BENCH_RATE` (default 500); polvo's run is repeated
-//! `POLVO_BENCH_TRIALS` times (default 3).
+//! `POLVO_BENCH_TRIALS` times (default 3); `POLVO_BENCH_BASELINE=0` leaves out the
+//! baseline, which takes minutes.
 //!
 //! Each run is a spawned task, as a job in a service is. One more polvo run is polled by
 //! `block_on` on the main thread instead, as in a `#[tokio::main]` program, for
@@ -151,6 +152,9 @@ fn main() {
         }
         let row = polvo(rate, n).await;
         row.print("polvo-stripe bulk (from block_on)", ideal);
+        if env_or("POLVO_BENCH_BASELINE", 1) == 0 {
+            return;
+        }
         let row = tokio::spawn(today(rate, n)).await.expect("baseline task");
         row.print("buffer_unordered(16) + reqwest-retry", ideal);
     });

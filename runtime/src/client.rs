@@ -630,7 +630,10 @@ impl Client {
                 .header(CONTENT_TYPE, content_type.as_str())
                 .body(bytes.clone()),
         };
+        let sent = self.inner.clock.now();
         let response = builder.send().await.map_err(Error::transport)?;
+        let took = self.inner.clock.now().saturating_duration_since(sent);
+        self.inner.limiter.round_trip(request.operation, took).await;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(Error::transport)?;

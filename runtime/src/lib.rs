@@ -64,6 +64,7 @@ mod policy;
 mod redis_store;
 mod request;
 mod retry;
+mod round_trip;
 mod store;
 mod telemetry;
 mod timer;

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -24,6 +24,7 @@ use crate::gcra::{ALL, Decision, LimitParams, Target};
 use crate::headers::RateLimitInfo;
 use crate::limit::Limit;
 use crate::policy::{OperationPolicy, Policy};
+use crate::round_trip::RoundTrips;
 use crate::store::{
     BucketRef, Grant, Lane, LaneCost, MemoryStore, QuotaStore, Report, ReserveRequest, Ticket,
 };
@@ -80,6 +81,8 @@ struct Bucket {
     /// Whether resending in the slot pays off with this server: see
     /// [`Limiter::resend_in_slot`].
     resends: AtomicI32,
+    /// The usual time from send to response, to tell a request held up on its way.
+    round_trips: Mutex<RoundTrips>,
 }
 
 /// An operation's buckets and cost, resolved once.
@@ -165,6 +168,7 @@ impl Limiter {
                 cap: bucket.max_in_flight,
                 counters: Counters::default(),
                 resends: AtomicI32::new(0),
+                round_trips: Mutex::default(),
             })
             .collect();
         let capped = policy.max_in_flight.is_some();
@@ -532,6 +536,36 @@ impl Limiter {
                 tracing::warn!(operation, %error, "could not move the later slots back");
                 false
             }
+        }
+    }
+
+    /// Takes note of how long a request of `operation` took from send to response, and
+    /// moves the later slots of its fastest bucket back when that was far beyond the
+    /// usual: the request probably reached the server late, right before the next one
+    /// (see the `round_trip` module's notes). The move is the excess beyond a quarter of
+    /// a slot, at most a slot.
+    pub(crate) async fn round_trip(&self, operation: &str, took: Duration) {
+        let plan = self.plan(operation);
+        let Some((target, slot)) = plan.fastest else {
+            return;
+        };
+        let bucket = &self.inner.buckets[plan.buckets[target]];
+        let excess = (bucket.round_trips.lock())
+            .unwrap_or_else(PoisonError::into_inner)
+            .observe(took);
+        // A quarter of a slot is forgiven: the timer's jitter is of that order, and at
+        // 500/s moving by all of every excess cost 0.3 to 0.7 % of the rate.
+        let Some(excess) = excess.filter(|excess| *excess > slot / 4) else {
+            return;
+        };
+        let shift = (excess - slot / 4).min(slot);
+        if self.delay_slots(operation, plan, shift).await {
+            tracing::debug!(
+                operation,
+                excess_us = excess.as_micros() as u64,
+                shift_us = shift.as_micros() as u64,
+                "response far later than usual; later slots move back"
+            );
         }
     }
 
@@ -983,5 +1017,52 @@ impl Drop for Refund<'_> {
             self.memory
                 .release_at(&self.plan.targets, u64::from(self.plan.cost), &ticket);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter_at_ten_per_second() -> Limiter {
+        let limit = Limit::per_second(10).expect("a valid limit");
+        let policy = Policy::builder()
+            .bucket("default", [limit])
+            .build()
+            .expect("a valid policy");
+        Limiter::new("test", &policy).expect("a limiter")
+    }
+
+    /// How long after the first acquire a second one starts, once a round trip of
+    /// `took` was reported in between, after twenty of 1 ms.
+    async fn second_start_after(took: Duration) -> Duration {
+        let limiter = limiter_at_ten_per_second();
+        for _ in 0..20 {
+            limiter.round_trip("op", Duration::from_millis(1)).await;
+        }
+        let start = Instant::now();
+        drop(limiter.acquire("op").await.expect("admitted"));
+        limiter.round_trip("op", took).await;
+        drop(limiter.acquire("op").await.expect("admitted"));
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_usual_response_moves_nothing() {
+        let waited = second_start_after(Duration::from_millis(2)).await;
+        assert_eq!(waited, Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_far_later_than_usual_moves_the_later_slots() {
+        // 60 ms beyond the usual 1 ms; a quarter of the 100 ms slot is forgiven.
+        let waited = second_start_after(Duration::from_millis(61)).await;
+        assert_eq!(waited, Duration::from_millis(135));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_move_is_at_most_a_slot() {
+        let waited = second_start_after(Duration::from_secs(5)).await;
+        assert_eq!(waited, Duration::from_millis(200));
     }
 }
