@@ -98,6 +98,18 @@ fn client(url: &str, policy: Policy) -> Client {
         .unwrap()
 }
 
+/// A client whose one bucket allows `per_second` calls a second.
+fn limited_client(url: &str, per_second: u32) -> Client {
+    let limit = Limit::per_second(per_second).unwrap();
+    client(
+        url,
+        Policy::builder()
+            .bucket("default", [limit])
+            .build()
+            .unwrap(),
+    )
+}
+
 async fn put(client: Client, id: u64) -> Result<u64, Error> {
     let request = Request::new(Method::PUT, "/items/{id}", "putItem").path("id", id);
     let body: serde_json::Value = client.execute(request).await?.json()?;
@@ -177,11 +189,7 @@ async fn stop_at_first_error_reports_the_untried_items() {
 #[tokio::test(start_paused = true)]
 async fn cancelled_run_resumes_with_exactly_the_rest() {
     let (url, server) = serve(Duration::from_millis(20), false).await;
-    let policy = Policy::builder()
-        .bucket("default", [Limit::per_second(100).unwrap()])
-        .build()
-        .unwrap();
-    let client = client(&url, policy);
+    let client = limited_client(&url, 100);
     let cancel = Cancel::new();
     let trigger = cancel.clone();
     let options = BulkOptions::new().cancel(cancel).progress(move |p| {
@@ -211,11 +219,7 @@ async fn cancelled_run_resumes_with_exactly_the_rest() {
 async fn concurrency_follows_rate_times_latency() {
     // 50 per second with 100 ms of latency needs 5 calls in flight, plus one.
     let (url, server) = serve(Duration::from_millis(100), false).await;
-    let policy = Policy::builder()
-        .bucket("default", [Limit::per_second(50).unwrap()])
-        .build()
-        .unwrap();
-    let client = client(&url, policy);
+    let client = limited_client(&url, 50);
     let started = tokio::time::Instant::now();
 
     let report = client.bulk("putItem").run(0..200u64, put).await;
@@ -237,11 +241,7 @@ async fn the_first_call_goes_alone() {
     // A first call often pays for a new connection and reaches the server late; a second
     // sent on its slot would arrive right behind it, a burst to a strict server.
     let (url, server) = serve(Duration::from_millis(50), false).await;
-    let policy = Policy::builder()
-        .bucket("default", [Limit::per_second(1000).unwrap()])
-        .build()
-        .unwrap();
-    let client = client(&url, policy);
+    let client = limited_client(&url, 1000);
 
     let report = client.bulk("putItem").run(0..20u64, put).await;
 
