@@ -388,15 +388,15 @@ impl Client {
             };
             limiter.count(operation, Event::Sent);
             let outcome = self.attempt(request, url, key).await;
-            if resending && let Ok(response) = &outcome {
+            if resending && let Ok((response, _)) = &outcome {
                 let admitted = response.status != StatusCode::TOO_MANY_REQUESTS;
                 limiter.resent(operation, admitted);
             }
 
             let decision = match outcome {
-                Ok(response) => {
+                Ok((response, took)) => {
                     last_status = Some(response.status);
-                    let info = self.observe(operation, &response).await;
+                    let info = self.observe(operation, &response, took).await;
                     if response.status.is_success() {
                         limiter.succeeded(operation).await;
                         return Ok(Response {
@@ -450,7 +450,10 @@ impl Client {
         }
     }
 
-    async fn observe(&self, operation: &str, response: &Response) -> RateLimitInfo {
+    /// What a response tells the limiter: how long it took to come (see
+    /// [`Limiter::round_trip`]) and the server's rate-limit headers.
+    async fn observe(&self, operation: &str, response: &Response, took: Duration) -> RateLimitInfo {
+        self.inner.limiter.round_trip(operation, took).await;
         let names = self.inner.policy.headers();
         let info = RateLimitInfo::parse(&response.headers, names, self.inner.clock.wall());
         if let Err(error) = self.inner.limiter.observe(operation, &info).await {
@@ -600,7 +603,7 @@ impl Client {
         request: &Request,
         url: &Url,
         key: Option<&HeaderValue>,
-    ) -> Result<Response, Error> {
+    ) -> Result<(Response, Duration), Error> {
         let mut builder = self.inner.http.request(request.method.clone(), url.clone());
         let key_header = self.inner.policy.retry().idempotency_header();
         for (name, value) in &request.headers {
@@ -632,18 +635,19 @@ impl Client {
         };
         let sent = self.inner.clock.now();
         let response = builder.send().await.map_err(Error::transport)?;
+        // Up to the headers: how long the body takes depends on its size, not the trip.
         let took = self.inner.clock.now().saturating_duration_since(sent);
-        self.inner.limiter.round_trip(request.operation, took).await;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(Error::transport)?;
-        Ok(Response {
+        let response = Response {
             operation: request.operation,
             status,
             headers,
             body,
             attempts: 0,
-        })
+        };
+        Ok((response, took))
     }
 
     fn authorize(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

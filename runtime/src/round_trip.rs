@@ -7,7 +7,8 @@
 //! handler where the rest took 0.1-0.4 ms, and reached it together with the next one. The
 //! server counted the two as a burst and refused the request after them, which was on
 //! time. The held-up request's response comes back late by about as much, before that
-//! next slot, so the limiter moves the later slots back by the excess, at most a slot.
+//! next slot, so the limiter moves the later slots back by the excess beyond a quarter
+//! slot, at most a slot.
 //!
 //! What counts as far beyond the usual is TCP's retransmission rule (RFC 6298): a round
 //! trip above the smoothed mean plus four mean deviations. A server whose response times
