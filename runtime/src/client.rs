@@ -18,7 +18,7 @@ use reqwest::Url;
 use crate::clock::{Clock, TokioClock};
 use crate::error::{ApiError, DecodeError, Error, RateLimitReason, RateLimited};
 use crate::headers::RateLimitInfo;
-use crate::limiter::{Event, Limiter, Permit};
+use crate::limiter::{Event, InSlot, Limiter, Permit};
 use crate::policy::{ConfigError, Policy};
 use crate::request::{Body, Request};
 use crate::retry::RetryBudget;
@@ -367,21 +367,20 @@ impl Client {
         // Attempts counted against `max_attempts`: all but the free ones (see `Step`).
         let mut charged = 0;
         let mut last_status = None;
-        // A permit kept for a resend in its slot, with when its slot was.
-        let mut kept: Option<(Permit, tokio::time::Instant)> = None;
-        let mut resent = false;
+        // A permit kept for a resend in its slot, with the slot's resends so far.
+        let mut kept: Option<(Permit, InSlot)> = None;
         loop {
             attempt += 1;
             charged += 1;
             let resending = kept.is_some();
-            let (permit, slot) = match kept.take() {
+            let (permit, mut in_slot) = match kept.take() {
                 Some(kept) => kept,
                 None => match limiter.acquire(operation).await {
                     Ok(permit) => {
                         crate::bulk::record_quota_wait(permit.waited());
                         let now = self.inner.clock.now();
                         let slot = now.checked_sub(permit.late()).unwrap_or(now);
-                        (permit, slot)
+                        (permit, InSlot::new(slot))
                     }
                     Err(error) => return Err(after_attempts(error, attempt - 1, last_status)),
                 },
@@ -390,7 +389,7 @@ impl Client {
             let outcome = self.attempt(request, url, key).await;
             if resending && let Ok((response, _)) = &outcome {
                 let admitted = response.status != StatusCode::TOO_MANY_REQUESTS;
-                limiter.resent(operation, admitted);
+                limiter.resent(operation, admitted, &in_slot);
             }
 
             let decision = match outcome {
@@ -410,8 +409,7 @@ impl Client {
                             ..response
                         });
                     }
-                    let resend = (!resent && limiter.plan(operation).is_limited())
-                        .then(|| self.inner.clock.now().saturating_duration_since(slot));
+                    let resend = limiter.plan(operation).is_limited().then_some(&mut in_slot);
                     match self
                         .on_retryable_status(
                             request,
@@ -428,8 +426,7 @@ impl Client {
                             delay
                         }
                         Step::Resend => {
-                            resent = true;
-                            kept = Some((permit, slot));
+                            kept = Some((permit, in_slot));
                             limiter.count(operation, Event::Retry);
                             tracing::info!(operation, attempt, "resending in its slot");
                             continue;
@@ -467,8 +464,7 @@ impl Client {
     /// slot, return the response as it is, or fail with a rate-limit error.
     ///
     /// `attempts` are the attempts made and those of them charged against `max_attempts`.
-    /// `resend` is the time since the request's slot when it may still be resent in it:
-    /// once per request, and only on a limited bucket.
+    /// `resend`, on a limited bucket, is the request's slot, for a resend in it.
     async fn on_retryable_status(
         &self,
         request: &Request,
@@ -476,7 +472,7 @@ impl Client {
         response: Response,
         info: RateLimitInfo,
         (attempt, charged): (u32, u32),
-        resend: Option<Duration>,
+        resend: Option<&mut InSlot>,
     ) -> Result<Step, Error> {
         let operation = request.operation;
         let limiter = &self.inner.limiter;
@@ -507,8 +503,8 @@ impl Client {
         };
         let bare = too_many && plan_limited && asked.is_none();
         // A strict server's count is most likely a hair past the slot: go again at once.
-        if let Some(since_slot) = resend.filter(|_| bare && reason.is_none())
-            && limiter.resend_in_slot(operation, since_slot).await
+        if let Some(in_slot) = resend.filter(|_| bare && reason.is_none())
+            && limiter.resend_in_slot(operation, in_slot).await
         {
             return Ok(Step::Resend);
         }

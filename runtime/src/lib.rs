@@ -85,8 +85,8 @@ pub use redis_store::{OnFailure, RedisStore, RedisStoreBuilder};
 pub use request::{Body, Part, QueryStyle, Request};
 pub use retry::{BudgetConfig, RetryBudget, RetryPolicy, RetryPolicyBuilder};
 pub use store::{
-    BucketRef, BucketView, Grant, MemoryStore, QuotaStore, Report, ReserveRequest, StoreError,
-    StoreFuture, Ticket,
+    BucketRef, BucketView, Grant, MemoryStore, QuotaStore, Report, ReserveRequest, ShiftCause,
+    StoreError, StoreFuture, Ticket,
 };
 pub use usage::{BucketUsage, Usage};
 

@@ -26,7 +26,8 @@ use crate::limit::Limit;
 use crate::policy::{OperationPolicy, Policy};
 use crate::round_trip::RoundTrips;
 use crate::store::{
-    BucketRef, Grant, Lane, LaneCost, MemoryStore, QuotaStore, Report, ReserveRequest, Ticket,
+    BucketRef, Grant, Lane, LaneCost, MemoryStore, QuotaStore, Report, ReserveRequest, ShiftCause,
+    Ticket,
 };
 use crate::telemetry;
 use crate::timer;
@@ -129,6 +130,33 @@ impl Permit {
     /// moved back for: zero for a request that started at once.
     pub(crate) fn late(&self) -> Duration {
         Duration::from_nanos(self.late)
+    }
+}
+
+/// How many times a request may be resent in one slot ([`Limiter::resend_in_slot`]):
+/// a bound for servers that answer at once, as the doubling does the rest.
+const RESENDS_PER_SLOT: u32 = 6;
+
+/// A request's slot while it is resent in it (see [`Limiter::resend_in_slot`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InSlot {
+    /// When the slot was.
+    slot: Instant,
+    /// Resends in the slot so far.
+    resends: u32,
+    /// How far the later slots have moved back for them: the time from the slot to the
+    /// last resend.
+    moved: Duration,
+}
+
+impl InSlot {
+    /// A slot that started at `slot`, not resent in yet.
+    pub(crate) fn new(slot: Instant) -> Self {
+        Self {
+            slot,
+            resends: 0,
+            moved: Duration::ZERO,
+        }
     }
 }
 
@@ -504,7 +532,11 @@ impl Limiter {
             Some(_) => Duration::ZERO,
             None => late.saturating_sub(slot),
         };
-        if shift.is_zero() || !self.delay_slots(operation, plan, shift).await {
+        if shift.is_zero()
+            || !self
+                .delay_slots(operation, plan, shift, ShiftCause::Late)
+                .await
+        {
             return late;
         }
         tracing::trace!(
@@ -517,12 +549,18 @@ impl Limiter {
 
     /// Moves the later slots of the operation's fastest bucket back by `shift`. False when
     /// a shared store could not (the error is logged).
-    async fn delay_slots(&self, operation: &str, plan: &Plan, shift: Duration) -> bool {
+    async fn delay_slots(
+        &self,
+        operation: &str,
+        plan: &Plan,
+        shift: Duration,
+        cause: ShiftCause,
+    ) -> bool {
         let Some((target, _)) = plan.fastest else {
             return false;
         };
         if let Some(memory) = self.inner.store.as_memory() {
-            memory.delay_at(&plan.targets[target], shift);
+            memory.delay_at(&plan.targets[target], shift, cause);
             return true;
         }
         let bucket = &self.inner.buckets[plan.buckets[target]];
@@ -530,7 +568,7 @@ impl Limiter {
             key: &bucket.key,
             limits: &bucket.limits,
         };
-        match self.inner.store.delay(bucket, shift).await {
+        match self.inner.store.delay(bucket, shift, cause).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(operation, %error, "could not move the later slots back");
@@ -559,7 +597,10 @@ impl Limiter {
             return;
         };
         let shift = (excess - slot / 4).min(slot);
-        if self.delay_slots(operation, plan, shift).await {
+        if self
+            .delay_slots(operation, plan, shift, ShiftCause::Late)
+            .await
+        {
             tracing::debug!(
                 operation,
                 excess_us = excess.as_micros() as u64,
@@ -590,23 +631,58 @@ impl Limiter {
     /// admitted (each saves a slot, each refused one costs a 429 and a round trip);
     /// where none is, one refusal in two is resent.
     ///
-    /// Returns false, changing nothing but that score, when `since_slot` is half a slot
-    /// or more (the next slot is as cheap), when resends have not paid off lately, when
-    /// the operation has no limit, or when a shared store cannot move its slots.
-    pub(crate) async fn resend_in_slot(&self, operation: &str, since_slot: Duration) -> bool {
+    /// A resend refused in turn goes again too, on the same terms, once twice as much time
+    /// has passed since the slot as at the last resend: a request held up on its way can
+    /// put the server's count further past ours than one round trip, and doubling finds
+    /// it in a few resends, wherever it is within half a slot. The later slots then move
+    /// by the time since the last resend. Only the first resend in a slot is scored and only a request not
+    /// yet resent wins a point back, so one pause that refuses a few resends in a row
+    /// does not stop resends for the requests after it. Each resend
+    /// also trims the pace a hair ([`ShiftCause::Resent`]): at any pace near a strict
+    /// server's limit some requests are refused, but against a server whose limit is a
+    /// little below ours, every one would be.
+    ///
+    /// Returns false, changing nothing but that score, when half a slot or more has
+    /// passed since the slot (the next slot is as cheap), when the slot has had its
+    /// resends, when resends have not paid off lately, when the operation has no limit,
+    /// or when a shared store cannot move its slots.
+    pub(crate) async fn resend_in_slot(&self, operation: &str, in_slot: &mut InSlot) -> bool {
         let plan = self.plan(operation);
         let Some((target, slot)) = plan.fastest else {
             return false;
         };
-        if since_slot >= slot / 2 {
+        // A later resend goes once twice the time of the last one has passed since the
+        // slot: each looks twice as far past our slot for the server's count.
+        let due = in_slot.moved * 2;
+        let since_slot = self
+            .inner
+            .clock
+            .now()
+            .saturating_duration_since(in_slot.slot);
+        let half = slot / 2;
+        if since_slot.max(due) >= half || in_slot.resends >= RESENDS_PER_SLOT {
             return false;
         }
         let score = self.resend_score(plan, target);
         if score.load(Ordering::Relaxed) < 0 {
-            score.fetch_add(1, Ordering::Relaxed);
+            if in_slot.resends == 0 {
+                score.fetch_add(1, Ordering::Relaxed);
+            }
             return false;
         }
-        if !self.delay_slots(operation, plan, since_slot).await {
+        if since_slot < due {
+            timer::sleep_until(in_slot.slot + due, self.inner.precise_wakeups).await;
+        }
+        let since_slot = self
+            .inner
+            .clock
+            .now()
+            .saturating_duration_since(in_slot.slot);
+        let shift = since_slot.saturating_sub(in_slot.moved);
+        if !self
+            .delay_slots(operation, plan, shift, ShiftCause::Resent)
+            .await
+        {
             return false;
         }
         tracing::debug!(
@@ -614,15 +690,21 @@ impl Limiter {
             since_slot_us = since_slot.as_micros() as u64,
             "refused without a retry time; resent in its slot, later slots move back"
         );
+        in_slot.resends += 1;
+        in_slot.moved = since_slot;
         true
     }
 
-    /// Records how a resend in the slot fared: `admitted` unless it was refused again.
-    pub(crate) fn resent(&self, operation: &str, admitted: bool) {
+    /// Records how a resend in `in_slot` fared: `admitted` unless it was refused again.
+    /// A refusal costs a point only on the slot's first resend.
+    pub(crate) fn resent(&self, operation: &str, admitted: bool, in_slot: &InSlot) {
         let plan = self.plan(operation);
         let Some((target, _)) = plan.fastest else {
             return;
         };
+        if !admitted && in_slot.resends > 1 {
+            return;
+        }
         let score = self.resend_score(plan, target);
         let update = |score: i32| {
             Some(if admitted {

@@ -14,6 +14,7 @@
 local FULL_PACE = 1000000
 local MIN_PACE = 500000
 local PACE_CUT_PPM = 20000
+local PACE_TRIM_PPM = 500
 local REPEAT_WITHIN = 200
 local PACE_RECOVERY = 100
 local U32_MAX = 4294967295
@@ -116,7 +117,8 @@ local function earliest(state, limits, cost, now)
     if cost > limit.burst then
       return nil, i
     end
-    local slack = (limit.burst - cost) * interval(state, limit)
+    -- At the configured interval: see BucketState::earliest.
+    local slack = (limit.burst - cost) * limit.interval
     start = math.max(start, state.tats[i] - slack)
   end
   return start
@@ -273,14 +275,20 @@ function ops.pause()
   return { slowed }
 end
 
--- BucketState::delay for one bucket: ARGV shift_us, bucket.
+-- BucketState::delay for one bucket: ARGV shift_us, trim (0 or 1), bucket.
 function ops.delay()
   local shift = tonumber(ARGV[2])
-  local bucket = read_buckets(3)[1]
-  if shift <= 0 then
+  local trim = ARGV[3] == '1'
+  local bucket = read_buckets(4)[1]
+  if shift <= 0 and not trim then
     return { 1 }
   end
   local state = load(bucket)
+  if trim then
+    local cut = math.floor(state.pace * PACE_TRIM_PPM / FULL_PACE)
+    state.pace = math.max(state.pace - cut, MIN_PACE)
+  end
+  shift = math.max(shift, 0)
   for i = 1, #state.tats do
     state.tats[i] = state.tats[i] + shift
   end

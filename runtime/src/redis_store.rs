@@ -47,8 +47,8 @@ use crate::gcra::{self, LimitParams, ServerView};
 use crate::limit::Limit;
 use crate::policy::ConfigError;
 use crate::store::{
-    BucketRef, BucketView, Grant, MemoryStore, QuotaStore, Report, ReserveRequest, StoreError,
-    StoreFuture, Ticket,
+    BucketRef, BucketView, Grant, MemoryStore, QuotaStore, Report, ReserveRequest, ShiftCause,
+    StoreError, StoreFuture, Ticket,
 };
 
 /// The script behind every operation.
@@ -588,15 +588,21 @@ impl QuotaStore for RedisStore {
         })
     }
 
-    fn delay<'a>(&'a self, bucket: BucketRef<'a>, shift: Duration) -> StoreFuture<'a, ()> {
+    fn delay<'a>(
+        &'a self,
+        bucket: BucketRef<'a>,
+        shift: Duration,
+        cause: ShiftCause,
+    ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let failure = match self.call("delay", &[bucket], &[micros(shift)]).await {
+            let args = [micros(shift), i64::from(cause == ShiftCause::Resent)];
+            let failure = match self.call("delay", &[bucket], &args).await {
                 Ok(_) => return Ok(()),
                 Err(failure) => failure,
             };
             let limits = self.local_limits(&[bucket]).ok_or(failure)?;
             for local in local_refs(&[bucket], &limits) {
-                self.local.delay(local, shift).await?;
+                self.local.delay(local, shift, cause).await?;
             }
             Ok(())
         })

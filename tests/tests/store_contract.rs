@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use polvo_runtime::{
-    BucketRef, Grant, Limit, MemoryStore, QuotaStore, RedisStore, Report, ReserveRequest, Ticket,
+    BucketRef, Grant, Limit, MemoryStore, QuotaStore, RedisStore, Report, ReserveRequest,
+    ShiftCause, Ticket,
 };
 use redis_server::{RedisCluster, RedisServer};
 
@@ -318,15 +319,45 @@ async fn delay_moves_later_slots(store: Arc<dyn QuotaStore>) {
     assert_near(wait, Duration::from_secs(360));
 
     store
-        .delay(buckets[0], Duration::from_secs(2))
+        .delay(buckets[0], Duration::from_secs(2), ShiftCause::Late)
         .await
         .unwrap();
     let moved = store.moved_by(&buckets, &ticket).await.unwrap();
     assert_eq!(moved, Duration::from_secs(2), "moved by exactly the delay");
     let view = store.view(buckets[0]).await.unwrap();
     assert_eq!(view.blocked_for, Duration::ZERO, "a delay is no cooldown");
+    assert_eq!(view.pace_ppm, 1_000_000, "a late request leaves the pace");
     let (next, _) = granted(reserve(&*store, &buckets, None).await);
     assert_near(next, Duration::from_secs(722));
+}
+
+/// A resend in the slot moves the later slots as a late request does, and trims the pace
+/// by 0.05 % each time, even when nothing moves.
+async fn a_resend_trims_the_pace(store: Arc<dyn QuotaStore>) {
+    let limits = [limit(10, hour(), 1)];
+    let buckets = [BucketRef {
+        key: "svc:t",
+        limits: &limits,
+    }];
+    granted(reserve(&*store, &buckets, None).await);
+    let (_, ticket) = granted(reserve(&*store, &buckets, None).await);
+    let pace = async || store.view(buckets[0]).await.unwrap().pace_ppm;
+
+    let resent = ShiftCause::Resent;
+    store
+        .delay(buckets[0], Duration::ZERO, resent)
+        .await
+        .unwrap();
+    assert_eq!(pace().await, 999_500);
+    let moved = store.moved_by(&buckets, &ticket).await.unwrap();
+    assert_eq!(moved, Duration::ZERO, "nothing moves");
+    let shift = Duration::from_secs(2);
+    store.delay(buckets[0], shift, resent).await.unwrap();
+    assert_eq!(pace().await, 999_001, "0.05 % of the pace, rounded down");
+    let moved = store.moved_by(&buckets, &ticket).await.unwrap();
+    assert_eq!(moved, shift);
+    store.recover(buckets[0]).await.unwrap();
+    assert_eq!(pace().await, 999_101, "a success wins back 0.01 %");
 }
 
 /// Repeated bare 429s cut the pace, and each success wins back a little of it; a pause
@@ -534,6 +565,7 @@ contract!(
     adopt_matches_the_reported_window,
     repeated_429s_cut_the_pace,
     delay_moves_later_slots,
+    a_resend_trims_the_pace,
     release_refunds_only_the_last,
     deferred_mask,
 );

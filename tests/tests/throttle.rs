@@ -94,7 +94,10 @@ async fn bare_429_on_a_limited_bucket_is_resent_in_its_slot() -> TestResult {
     assert_delay(gaps[1], ms(100));
     let usage = &client.usage().buckets[0];
     assert_eq!((usage.rejected, usage.retries), (1, 1));
-    assert_eq!(usage.pace, 1.0, "a resent 429 leaves the pace alone");
+    assert_eq!(
+        usage.pace, 0.9997,
+        "a resend trims the pace by 0.05 %, and each success wins back 0.01 %"
+    );
     Ok(())
 }
 
@@ -135,6 +138,37 @@ async fn after_a_refused_resend_the_next_bare_429_takes_the_next_slot() -> TestR
     assert_delay(gaps[0], Duration::ZERO);
     for gap in &gaps[1..] {
         assert_delay(*gap, ms(100));
+    }
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_resend_goes_again_while_in_its_slot() -> TestResult {
+    // The first request's resend is admitted, so resends pay off with this server. The
+    // second request's refusal takes 10 ms and it is resent at once; the resend is refused
+    // in 2 ms, and the next goes once 20 ms have passed since the slot, twice the first
+    // resend's time. The later slots move back by those 20 ms.
+    let (server, client) = ten_per_second([
+        Reply::status(429),
+        Reply::ok(),
+        Reply::status(429).latency(ms(10)),
+        Reply::status(429).latency(ms(2)),
+    ])
+    .await?;
+
+    let first = client.execute(get()).await?;
+    let second = client.execute(get()).await?;
+    let third = client.execute(get()).await?;
+
+    assert_eq!(
+        (first.attempts(), second.attempts(), third.attempts()),
+        (2, 3, 1)
+    );
+    assert_eq!(server.statuses(), [429, 200, 429, 429, 200, 200]);
+    let gaps = server.gaps();
+    let expected = [Duration::ZERO, ms(100), ms(10), ms(10), ms(100)];
+    for (gap, expected) in gaps.into_iter().zip(expected) {
+        assert_delay(gap, expected);
     }
     Ok(())
 }
@@ -202,6 +236,54 @@ async fn a_server_stricter_than_configured_is_served_near_its_own_limit() -> Tes
     assert!(
         pace < 0.82,
         "the pace came down to the server's limit: {pace}"
+    );
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_a_little_stricter_is_not_refused_every_request() -> TestResult {
+    // Configured for 10/s; the server allows one request per 102 ms and its refusals take
+    // 5 ms to come back. Every request then arrives 2 ms early and is refused, and its
+    // resend, 5 ms later, is admitted: with the pace left alone, each request would earn
+    // a 429. Each resend trims the pace, so it settles near the server's limit.
+    let server = TestServer::builder()
+        .strict_every(ms(102), ms(5))
+        .start()
+        .await?;
+    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
+    let client = &client;
+
+    let requests = 600;
+    let results: Vec<_> = futures_util::stream::iter(0..requests)
+        .map(|_| client.execute(get()))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+
+    assert!(results.iter().all(Result::is_ok), "every request succeeds");
+    let seen = server.seen();
+    let admitted: Vec<_> = seen
+        .iter()
+        .filter(|s| s.status == 200)
+        .map(|s| s.at)
+        .collect();
+    // Once settled (after the first 200), at most one request in four earns a 429, and
+    // the server's limit is used to within 3 %.
+    let (from, to) = (admitted[200], admitted[requests - 1]);
+    let late_429s = seen
+        .iter()
+        .filter(|s| s.status == 429 && s.at > from)
+        .count();
+    assert!(
+        late_429s * 4 <= requests - 200,
+        "{late_429s} 429s in the last {} requests",
+        requests - 200
+    );
+    let rate = (requests - 201) as f64 / (to - from).as_secs_f64();
+    let limit = 1.0 / 0.102;
+    assert!(
+        rate >= limit * 0.97,
+        "served at {rate:.3}/s of {limit:.3}/s"
     );
     Ok(())
 }

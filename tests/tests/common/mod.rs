@@ -187,13 +187,15 @@ impl Window {
 struct Strict {
     interval: Duration,
     tat: Option<Instant>,
+    /// How long a refusal takes to come back.
+    refused_after: Duration,
 }
 
 impl Strict {
     fn admit(&mut self, now: Instant) -> Reply {
         let tat = self.tat.unwrap_or(now).max(now);
         if tat > now {
-            return Reply::status(429);
+            return Reply::status(429).latency(self.refused_after);
         }
         self.tat = Some(tat + self.interval);
         Reply::ok()
@@ -240,10 +242,17 @@ impl ServerBuilder {
     }
 
     /// Enforces `per_second` requests a second strictly, answering excess with a bare 429.
-    pub(crate) fn strict(mut self, per_second: u32) -> Self {
+    pub(crate) fn strict(self, per_second: u32) -> Self {
+        self.strict_every(Duration::from_secs(1) / per_second.max(1), Duration::ZERO)
+    }
+
+    /// Admits one request per `interval` strictly; each bare 429 takes `refused_after`
+    /// to come back.
+    pub(crate) fn strict_every(mut self, interval: Duration, refused_after: Duration) -> Self {
         self.strict = Some(Strict {
-            interval: Duration::from_secs(1) / per_second.max(1),
+            interval,
             tat: None,
+            refused_after,
         });
         self
     }
