@@ -192,17 +192,26 @@ async fn a_bare_429_half_a_slot_late_takes_the_next_slot() -> TestResult {
     Ok(())
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_server_stricter_than_configured_is_served_near_its_own_limit() -> TestResult {
-    // Configured for 10/s; the server allows 8/s and says nothing but a bare 429. Until
-    // the pace comes down, every other request is refused; the 429s that bring it down
-    // cost no attempt, so the default four are enough for every request.
-    let server = TestServer::builder().strict(8).start().await?;
+/// How a client limited to 10/s fared against a strict server once its pace settled.
+struct Settled {
+    /// Admitted requests per second after the first 200.
+    rate: f64,
+    /// 429s after the first 200 admitted requests.
+    late_429s: usize,
+    /// The pace at the end.
+    pace: f64,
+}
+
+/// Requests in a [`settle`] run; the first 200 are left for the pace to settle.
+const SETTLE_REQUESTS: usize = 600;
+
+/// Sends [`SETTLE_REQUESTS`], eight at a time, from a client limited to 10/s to `server`.
+async fn settle(server: ServerBuilder) -> Result<Settled, Box<dyn std::error::Error>> {
+    let server = server.start().await?;
     let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
     let client = &client;
 
-    let requests = 600;
-    let results: Vec<_> = futures_util::stream::iter(0..requests)
+    let results: Vec<_> = futures_util::stream::iter(0..SETTLE_REQUESTS)
         .map(|_| client.execute(get()))
         .buffer_unordered(8)
         .collect()
@@ -215,24 +224,42 @@ async fn a_server_stricter_than_configured_is_served_near_its_own_limit() -> Tes
         .filter(|s| s.status == 200)
         .map(|s| s.at)
         .collect();
-    assert_eq!(admitted.len(), requests);
-    // Once the pace has settled (after the first 200), the server's limit is used to
-    // within 10 %, and at most one request in 50 earns a 429.
-    let (from, to) = (admitted[200], admitted[requests - 1]);
-    let rate = (requests - 201) as f64 / (to - from).as_secs_f64();
-    assert!(
-        rate >= 8.0 * 0.9,
-        "served at {rate:.2}/s of the server's 8/s"
-    );
+    assert_eq!(admitted.len(), SETTLE_REQUESTS);
+    let (from, to) = (admitted[200], admitted[SETTLE_REQUESTS - 1]);
     let late_429s = seen
         .iter()
         .filter(|s| s.status == 429 && s.at > from)
         .count();
+    Ok(Settled {
+        rate: (SETTLE_REQUESTS - 201) as f64 / (to - from).as_secs_f64(),
+        late_429s,
+        pace: client.usage().buckets[0].pace,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_stricter_than_configured_is_served_near_its_own_limit() -> TestResult {
+    // Configured for 10/s; the server allows 8/s and says nothing but a bare 429. Until
+    // the pace comes down, every other request is refused; the 429s that bring it down
+    // cost no attempt, so the default four are enough for every request.
+    let settled = settle(TestServer::builder().strict(8)).await?;
+
+    // Once settled, the server's limit is used to within 10 %, and at most one request
+    // in 50 earns a 429.
+    let Settled {
+        rate,
+        late_429s,
+        pace,
+    } = settled;
     assert!(
-        late_429s * 50 <= requests - 200,
+        rate >= 8.0 * 0.9,
+        "served at {rate:.2}/s of the server's 8/s"
+    );
+    let settled_requests = SETTLE_REQUESTS - 200;
+    assert!(
+        late_429s * 50 <= settled_requests,
         "{late_429s} 429s once settled"
     );
-    let pace = client.usage().buckets[0].pace;
     assert!(
         pace < 0.82,
         "the pace came down to the server's limit: {pace}"
@@ -246,40 +273,18 @@ async fn a_server_a_little_stricter_is_not_refused_every_request() -> TestResult
     // 5 ms to come back. Every request then arrives 2 ms early and is refused, and its
     // resend, 5 ms later, is admitted: with the pace left alone, each request would earn
     // a 429. Each resend trims the pace, so it settles near the server's limit.
-    let server = TestServer::builder()
-        .strict_every(ms(102), ms(5))
-        .start()
-        .await?;
-    let client = client_for(&server, limited(Limit::per_second(10)?)?).build()?;
-    let client = &client;
+    let server = TestServer::builder().strict_every(ms(102), ms(5));
+    let Settled {
+        rate, late_429s, ..
+    } = settle(server).await?;
 
-    let requests = 600;
-    let results: Vec<_> = futures_util::stream::iter(0..requests)
-        .map(|_| client.execute(get()))
-        .buffer_unordered(8)
-        .collect()
-        .await;
-
-    assert!(results.iter().all(Result::is_ok), "every request succeeds");
-    let seen = server.seen();
-    let admitted: Vec<_> = seen
-        .iter()
-        .filter(|s| s.status == 200)
-        .map(|s| s.at)
-        .collect();
-    // Once settled (after the first 200), at most one request in four earns a 429, and
-    // the server's limit is used to within 3 %.
-    let (from, to) = (admitted[200], admitted[requests - 1]);
-    let late_429s = seen
-        .iter()
-        .filter(|s| s.status == 429 && s.at > from)
-        .count();
+    // Once settled, at most one request in four earns a 429, and the server's limit is
+    // used to within 3 %.
+    let settled_requests = SETTLE_REQUESTS - 200;
     assert!(
-        late_429s * 4 <= requests - 200,
-        "{late_429s} 429s in the last {} requests",
-        requests - 200
+        late_429s * 4 <= settled_requests,
+        "{late_429s} 429s in the last {settled_requests} requests"
     );
-    let rate = (requests - 201) as f64 / (to - from).as_secs_f64();
     let limit = 1.0 / 0.102;
     assert!(
         rate >= limit * 0.97,
