@@ -617,7 +617,7 @@ impl Limiter {
     /// allows: the previous request reached it late, and this one on time. Its count then
     /// stands a few tens of microseconds past our slot, not a whole slot, so the same
     /// request sent again at once is admitted. The operation's later slots move back by
-    /// the time since the refused request's slot (`since_slot`), as the server's count
+    /// the time since the refused request's slot, as the server's count
     /// moved, so the resend costs that time instead of a slot. Taking the next slot
     /// instead left 70-85 % of the rate against a server tolerating nothing at 500/s;
     /// resending, 96 %.
@@ -635,12 +635,13 @@ impl Limiter {
     /// has passed since the slot as at the last resend: a request held up on its way can
     /// put the server's count further past ours than one round trip, and doubling finds
     /// it in a few resends, wherever it is within half a slot. The later slots then move
-    /// by the time since the last resend. Only the first resend in a slot is scored and only a request not
-    /// yet resent wins a point back, so one pause that refuses a few resends in a row
-    /// does not stop resends for the requests after it. Each resend
-    /// also trims the pace a hair ([`ShiftCause::Resent`]): at any pace near a strict
-    /// server's limit some requests are refused, but against a server whose limit is a
-    /// little below ours, every one would be.
+    /// by the time since the last resend. Only the first resend in a slot is scored, and
+    /// only a request not yet resent wins a point back, so one pause that refuses a few
+    /// resends in a row does not stop resends for the requests after it.
+    ///
+    /// Each resend also trims the pace a hair ([`ShiftCause::Resent`]): at any pace near a
+    /// strict server's limit some requests are refused, but against a server whose limit
+    /// is a little below ours, every one would be.
     ///
     /// Returns false, changing nothing but that score, when half a slot or more has
     /// passed since the slot (the next slot is as cheap), when the slot has had its
