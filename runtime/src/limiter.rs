@@ -617,10 +617,9 @@ impl Limiter {
     /// allows: the previous request reached it late, and this one on time. Its count then
     /// stands a few tens of microseconds past our slot, not a whole slot, so the same
     /// request sent again at once is admitted. The operation's later slots move back by
-    /// the time since the refused request's slot, as the server's count
-    /// moved, so the resend costs that time instead of a slot. Taking the next slot
-    /// instead left 70-85 % of the rate against a server tolerating nothing at 500/s;
-    /// resending, 96 %.
+    /// the time since the refused request's slot, as the server's count moved, so the
+    /// resend costs that time instead of a slot. Taking the next slot instead left
+    /// 70-85 % of the rate against a server tolerating nothing at 500/s; resending, 96 %.
     ///
     /// A server that tolerates a request or more early refuses only requests a whole slot
     /// or more early (a pause bunched them up), and a resend at once is refused too: at
