@@ -1,10 +1,14 @@
 //! The generated Stripe client (`polvo-stripe`) against a loopback server playing
 //! Stripe: what it puts on the wire (nested form fields, `expand[]`, cursors, the
-//! secret key) and how it reads Stripe's objects and error bodies back.
+//! secret key), how it reads Stripe's objects and error bodies back, and the retry policy
+//! its annotations give it.
 
 mod common;
 
-use common::{Reply, TestResult, TestServer};
+use std::time::Duration;
+
+use common::{Reply, SLACK, TestResult, TestServer, ms};
+use polvo_runtime::RetryPolicy;
 use polvo_stripe::StripeClient;
 use polvo_stripe::resources::customers::ListCustomersParams;
 use polvo_stripe::types::{
@@ -184,5 +188,92 @@ async fn a_declined_card_decodes_into_the_typed_error() -> TestResult {
         unknown.error.r#type,
         ApiErrorsType::Other("rate_limit_error".into())
     );
+    Ok(())
+}
+
+#[test]
+fn the_annotated_retry_policy_is_the_clients() -> TestResult {
+    // specs/stripe/polvo.yaml: statuses [429, 500, 503], 4 attempts, backoff from 500 ms
+    // to 8 s, Retry-After up to 60 s, Idempotency-Key, Stripe-Should-Retry; no budget
+    // given, so the runtime's.
+    let policy = StripeClient::policy()?;
+    let retry = policy.retry();
+    for status in [429, 500, 503] {
+        assert!(retry.retries_status(status), "{status} is retried");
+    }
+    assert!(!retry.retries_status(502), "502 is not in the annotations");
+    assert_eq!(retry.max_attempts(), 4);
+    assert_eq!(retry.max_retry_after(), Duration::from_secs(60));
+    let header = |name: Option<&http::HeaderName>| name.map(|n| n.as_str().to_owned());
+    assert_eq!(
+        header(retry.idempotency_header()).as_deref(),
+        Some("idempotency-key")
+    );
+    assert_eq!(
+        header(retry.hint_header()).as_deref(),
+        Some("stripe-should-retry")
+    );
+    assert_eq!(retry.budget(), RetryPolicy::default().budget());
+
+    // Full jitter under 500 ms before the first retry, and under the 8 s cap later. Of
+    // 200 draws, one above the runtime's default base of 100 ms shows the annotated base
+    // is used (all 200 below it by chance: 0.2^200).
+    let first: Vec<Duration> = (0..200).map(|_| retry.backoff(1)).collect();
+    assert!(first.iter().all(|d| *d <= Duration::from_millis(500)));
+    assert!(first.iter().any(|d| *d > Duration::from_millis(100)));
+    let late: Vec<Duration> = (0..200).map(|_| retry.backoff(10)).collect();
+    assert!(late.iter().all(|d| *d <= Duration::from_secs(8)));
+    assert!(late.iter().any(|d| *d > Duration::from_secs(4)));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_create_is_retried_with_one_idempotency_key() -> TestResult {
+    // A 500 and a 503, then the customer: retried as the annotations say, under the
+    // backoff's ceilings (500 ms, then 1 s), every attempt with the key of the first.
+    let server = TestServer::builder()
+        .reply(Reply::status(500))
+        .reply(Reply::status(503))
+        .otherwise(Reply::status(200).body(CUSTOMER))
+        .start()
+        .await?;
+
+    let customer = client(&server)?
+        .customers()
+        .create(&CustomerCreateParams::default())
+        .await?;
+
+    assert_eq!(customer.id, "cus_NffrFeUfNV2Hib");
+    assert_eq!(server.statuses(), [500, 503, 200]);
+    let seen = server.seen();
+    let key = seen[0]
+        .header("idempotency-key")
+        .ok_or("no idempotency key")?;
+    assert!(
+        seen.iter()
+            .all(|s| s.header("idempotency-key") == Some(key))
+    );
+    let gaps = server.gaps();
+    assert!(gaps[0] <= ms(500) + SLACK, "first backoff {:?}", gaps[0]);
+    assert!(gaps[1] <= ms(1000) + SLACK, "second backoff {:?}", gaps[1]);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn stripe_should_retry_false_is_final() -> TestResult {
+    let server = TestServer::builder()
+        .reply(Reply::status(503).header("stripe-should-retry", "false"))
+        .otherwise(Reply::status(200).body(CUSTOMER))
+        .start()
+        .await?;
+
+    let result = client(&server)?
+        .customers()
+        .list(&ListCustomersParams::default())
+        .await;
+
+    let err = result.err().ok_or("a 503 the server said not to retry")?;
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
+    assert_eq!(server.statuses(), [503], "not retried");
     Ok(())
 }
