@@ -27,7 +27,14 @@ if redis.replicate_commands then
   redis.replicate_commands()
 end
 
+-- ARGV[1] is the operation, or `operation@now` with the time in microseconds from the
+-- epoch when the store reads a clock of its own (RedisStoreBuilder::clock).
+local OP, GIVEN_NOW = string.match(ARGV[1], '^([%a_]+)@?(%d*)$')
+
 local function now_us()
+  if GIVEN_NOW and GIVEN_NOW ~= '' then
+    return tonumber(GIVEN_NOW)
+  end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
@@ -355,7 +362,7 @@ function ops.view()
   return reply
 end
 
-local op = ops[ARGV[1]]
+local op = OP and ops[OP]
 if not op then
   return redis.error_reply('polvo: unknown operation ' .. tostring(ARGV[1]))
 end

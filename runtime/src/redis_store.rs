@@ -32,8 +32,8 @@
 //! Redis is back, or the other way round.
 
 use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -43,6 +43,7 @@ use redis::{IntoConnectionInfo, RedisResult, ScriptInvocation};
 use tokio::sync::OnceCell;
 
 use crate::client::Auth;
+use crate::clock::Clock;
 use crate::gcra::{self, LimitParams, ServerView};
 use crate::limit::Limit;
 use crate::policy::ConfigError;
@@ -98,6 +99,8 @@ pub enum OnFailure {
 /// ```
 pub struct RedisStore {
     backend: Backend,
+    /// Where the script reads the time, when not from Redis's `TIME`.
+    clock: Option<Arc<dyn Clock>>,
     script: redis::Script,
     credential: String,
     on_failure: OnFailure,
@@ -114,6 +117,7 @@ pub struct RedisStore {
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
     target: Target,
+    clock: Option<Arc<dyn Clock>>,
     credential: String,
     on_failure: OnFailure,
     timeout: Duration,
@@ -207,6 +211,7 @@ impl RedisStore {
             return Err(Failure::Skipped);
         }
         let began = Instant::now();
+        let began_on_clock = self.clock.as_ref().map(|clock| clock.now());
         let keys: Vec<String> = buckets.iter().map(|b| self.key(b.key)).collect();
         let mut all = args.to_vec();
         all.extend(buckets.iter().flat_map(|b| limit_args(b.limits)));
@@ -214,7 +219,11 @@ impl RedisStore {
         let failure = match result {
             Ok(Ok(reply)) => {
                 self.recovered(op);
-                return Ok((reply, began.elapsed()));
+                let round_trip = match (&self.clock, began_on_clock) {
+                    (Some(clock), Some(began)) => clock.now().saturating_duration_since(began),
+                    _ => began.elapsed(),
+                };
+                return Ok((reply, round_trip));
             }
             Ok(Err(error)) => error.to_string(),
             Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
@@ -226,7 +235,11 @@ impl RedisStore {
     /// One script call, on whichever backend the store has.
     async fn eval(&self, op: &str, keys: &[String], args: &[i64]) -> RedisResult<Vec<i64>> {
         let mut invocation = self.script.prepare_invoke();
-        invocation.arg(op);
+        match &self.clock {
+            // `op@now`: the script reads the time from the name of the operation.
+            Some(clock) => invocation.arg(format!("{op}@{}", epoch_micros(clock.wall()))),
+            None => invocation.arg(op),
+        };
         for key in keys {
             invocation.key(key);
         }
@@ -406,6 +419,7 @@ impl RedisStoreBuilder {
     fn new(target: Target) -> Self {
         Self {
             target,
+            clock: None,
             credential: "anonymous".to_owned(),
             on_failure: OnFailure::Fail,
             timeout: Duration::from_millis(250),
@@ -438,6 +452,18 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Reads the time from `clock` instead of the Redis server's `TIME`, in the script,
+    /// for the padding of waits and in the local fallback store.
+    ///
+    /// Processes on several hosts should leave this unset: the Redis server's clock is
+    /// the one they all share, and hosts' clocks drift apart. Set it when every process
+    /// reads one host's clock, or in tests, with a clock the test moves itself. Call
+    /// timeouts and back-offs stay on the real clock either way.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Builds the store; it connects on first use.
     ///
     /// # Errors
@@ -466,12 +492,16 @@ impl RedisStoreBuilder {
             .to_string();
         Ok(RedisStore {
             backend,
+            local: self
+                .clock
+                .clone()
+                .map_or_else(MemoryStore::new, MemoryStore::with_clock),
+            clock: self.clock,
             script: redis::Script::new(SCRIPT),
             credential: digest[..16].to_owned(),
             on_failure: self.on_failure,
             timeout: self.timeout,
             backoff: self.backoff,
-            local: MemoryStore::new(),
             retry_at: Mutex::new(None),
             fallbacks: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -854,6 +884,12 @@ fn micros(d: Duration) -> i64 {
 
 fn duration(micros: i64) -> Duration {
     Duration::from_micros(micros.max(0).cast_unsigned())
+}
+
+/// Microseconds from the epoch to `wall`, 0 before it.
+fn epoch_micros(wall: std::time::SystemTime) -> u128 {
+    wall.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros())
 }
 
 fn nanos(micros: i64) -> u64 {

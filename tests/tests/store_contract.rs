@@ -6,9 +6,9 @@
 //! keys hash to slots on different nodes, and the test then checks where the keys went:
 //! every key of one credential on one node, the two credentials on two nodes.
 //!
-//! The stores run on real time (Redis has no other), so limits are slow enough (per
-//! hour, mostly) that the milliseconds a test takes change nothing, and waits are
-//! asserted to lie in a range rather than to equal a value.
+//! Every store reads one clock that stands still (the Redis script too, through
+//! `RedisStoreBuilder::clock`), so waits are asserted to equal what the arithmetic says,
+//! however long each call to Redis takes.
 
 #![allow(
     clippy::unwrap_used,
@@ -20,10 +20,10 @@ mod redis_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use polvo_runtime::{
-    BucketRef, Grant, Limit, MemoryStore, QuotaStore, RedisStore, Report, ReserveRequest,
+    BucketRef, Clock, Grant, Limit, MemoryStore, QuotaStore, RedisStore, Report, ReserveRequest,
     ShiftCause, Ticket,
 };
 use redis_server::{RedisCluster, RedisServer};
@@ -32,9 +32,38 @@ use redis_server::{RedisCluster, RedisServer};
 /// different masters of a three-master cluster.
 const TENANTS: [&str; 2] = ["tenant-a", "tenant-b"];
 
-/// The tolerance on waits: the time a test takes between two calls, plus the Redis store's
-/// padding of a wait by its round trip.
-const SLACK: Duration = Duration::from_millis(100);
+/// A clock that stands still. Every store here reads it (the Redis script too, through
+/// `RedisStoreBuilder::clock`), so a wait is exactly what the arithmetic says, however
+/// long the calls take.
+#[derive(Debug)]
+struct StillClock {
+    now: tokio::time::Instant,
+    wall: SystemTime,
+}
+
+impl StillClock {
+    /// A clock standing at the present.
+    fn shared() -> Arc<dyn Clock> {
+        Arc::new(Self {
+            now: tokio::time::Instant::now(),
+            wall: SystemTime::now(),
+        })
+    }
+}
+
+impl Clock for StillClock {
+    fn now(&self) -> tokio::time::Instant {
+        self.now
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.wall
+    }
+
+    fn nanos(&self) -> u64 {
+        0
+    }
+}
 
 fn limit(count: u32, period: Duration, burst: u32) -> Limit {
     Limit::new(count, period)
@@ -76,14 +105,6 @@ fn granted(grant: Grant) -> (Duration, Ticket) {
     }
 }
 
-#[track_caller]
-fn assert_near(actual: Duration, expected: Duration) {
-    assert!(
-        actual <= expected + SLACK && actual + SLACK >= expected,
-        "expected about {expected:?}, got {actual:?}"
-    );
-}
-
 async fn available(store: &dyn QuotaStore, bucket: BucketRef<'_>) -> Vec<u64> {
     store.view(bucket).await.unwrap().available
 }
@@ -109,7 +130,7 @@ async fn all_or_nothing_across_buckets(store: Arc<dyn QuotaStore>) {
     match reserve(&*store, &buckets, Some(Duration::from_secs(1))).await {
         Grant::TooLong { wait, bucket } => {
             assert_eq!(bucket, 1, "the hourly bucket decides");
-            assert_near(wait, hour());
+            assert_eq!(wait, hour());
         }
         other => panic!("expected TooLong, got {other:?}"),
     }
@@ -163,19 +184,11 @@ async fn max_wait_refusal(store: Arc<dyn QuotaStore>) {
     assert_eq!(first, Duration::ZERO);
 
     match reserve(&*store, &buckets, Some(Duration::from_millis(500))).await {
-        Grant::TooLong { wait, bucket: 0 } => {
-            assert!(
-                wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
-                "{wait:?}"
-            );
-        }
+        Grant::TooLong { wait, bucket: 0 } => assert_eq!(wait, Duration::from_secs(1)),
         other => panic!("expected TooLong, got {other:?}"),
     }
     let (wait, ticket) = granted(reserve(&*store, &buckets, None).await);
-    assert!(
-        wait > Duration::from_millis(900) && wait <= Duration::from_secs(1) + SLACK,
-        "{wait:?}"
-    );
+    assert_eq!(wait, Duration::from_secs(1));
     assert_eq!(ticket.deferred, 0);
 }
 
@@ -188,7 +201,7 @@ async fn pause_blocks_and_moves_pending(store: Arc<dyn QuotaStore>) {
     }];
     granted(reserve(&*store, &buckets, None).await);
     let (wait, ticket) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(wait, Duration::from_secs(360));
+    assert_eq!(wait, Duration::from_secs(360));
     assert_eq!(
         store.moved_by(&buckets, &ticket).await.unwrap(),
         Duration::ZERO
@@ -201,7 +214,7 @@ async fn pause_blocks_and_moves_pending(store: Arc<dyn QuotaStore>) {
     let moved = store.moved_by(&buckets, &ticket).await.unwrap();
     assert_eq!(moved, Duration::from_secs(2), "moved by exactly the pause");
     let view = store.view(buckets[0]).await.unwrap();
-    assert_near(view.blocked_for, Duration::from_secs(2));
+    assert_eq!(view.blocked_for, Duration::from_secs(2));
     assert_eq!(view.available, [0]);
 
     // A shorter pause inside the current one moves nothing.
@@ -211,7 +224,7 @@ async fn pause_blocks_and_moves_pending(store: Arc<dyn QuotaStore>) {
         .unwrap();
     assert_eq!(store.moved_by(&buckets, &ticket).await.unwrap(), moved);
     let (next, _) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(next, Duration::from_secs(722));
+    assert_eq!(next, Duration::from_secs(722));
 }
 
 /// A waiter spending two buckets moves by the most either of them was paused, not by the
@@ -230,7 +243,7 @@ async fn pause_over_two_buckets_moves_once(store: Arc<dyn QuotaStore>) {
     ];
     granted(reserve(&*store, &buckets, None).await);
     let (wait, mut ticket) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(wait, Duration::from_secs(360));
+    assert_eq!(wait, Duration::from_secs(360));
 
     let two = Duration::from_secs(2);
     store.pause(&buckets, two, false).await.unwrap();
@@ -248,7 +261,7 @@ async fn pause_over_two_buckets_moves_once(store: Arc<dyn QuotaStore>) {
         .await
         .unwrap();
     let again = store.moved_by(&buckets, &ticket).await.unwrap();
-    assert_near(again, Duration::from_secs(3));
+    assert_eq!(again, Duration::from_secs(3));
 }
 
 /// A lower remaining tightens the bucket, a higher one never loosens it, and an exhausted
@@ -279,7 +292,7 @@ async fn adopt_what_the_server_reports(store: Arc<dyn QuotaStore>) {
     };
     store.adopt(bucket, exhausted).await.unwrap();
     let view = store.view(bucket).await.unwrap();
-    assert_near(view.blocked_for, Duration::from_secs(3));
+    assert_eq!(view.blocked_for, Duration::from_secs(3));
     assert_eq!(view.available, [0]);
 }
 
@@ -316,7 +329,7 @@ async fn delay_moves_later_slots(store: Arc<dyn QuotaStore>) {
     }];
     granted(reserve(&*store, &buckets, None).await);
     let (wait, ticket) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(wait, Duration::from_secs(360));
+    assert_eq!(wait, Duration::from_secs(360));
 
     store
         .delay(buckets[0], Duration::from_secs(2), ShiftCause::Late)
@@ -328,7 +341,7 @@ async fn delay_moves_later_slots(store: Arc<dyn QuotaStore>) {
     assert_eq!(view.blocked_for, Duration::ZERO, "a delay is no cooldown");
     assert_eq!(view.pace_ppm, 1_000_000, "a late request leaves the pace");
     let (next, _) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(next, Duration::from_secs(722));
+    assert_eq!(next, Duration::from_secs(722));
 }
 
 /// A resend in the slot moves the later slots as a late request does, and trims the pace
@@ -403,13 +416,13 @@ async fn release_refunds_only_the_last(store: Arc<dyn QuotaStore>) {
     let slot = Duration::from_secs(360);
     granted(reserve(&*store, &buckets, None).await);
     let (wait, ticket) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(wait, slot);
+    assert_eq!(wait, slot);
     store
         .release(request(&buckets, 1, None), &ticket)
         .await
         .unwrap();
     let (again, _) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(again, slot);
+    assert_eq!(again, slot);
 
     let (_, middle) = granted(reserve(&*store, &buckets, None).await);
     granted(reserve(&*store, &buckets, None).await);
@@ -418,7 +431,7 @@ async fn release_refunds_only_the_last(store: Arc<dyn QuotaStore>) {
         .await
         .unwrap();
     let (last, _) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(last, 4 * slot);
+    assert_eq!(last, 4 * slot);
 }
 
 /// A waiting reservation charges only the buckets that decided its start; the others are
@@ -438,24 +451,27 @@ async fn deferred_mask(store: Arc<dyn QuotaStore>) {
     let (first, ticket) = granted(reserve(&*store, &buckets, None).await);
     assert_eq!((first, ticket.deferred), (Duration::ZERO, 0));
     let (second, ticket) = granted(reserve(&*store, &buckets, None).await);
-    assert_near(second, hour());
+    assert_eq!(second, hour());
     assert_eq!(ticket.deferred, 0b01, "the fast bucket is deferred");
 
     // The fast bucket was charged once: its next slot is one interval away, not two.
     let (fast_only, _) = granted(reserve(&*store, &buckets[..1], None).await);
-    assert_near(fast_only, Duration::from_secs(60));
+    assert_eq!(fast_only, Duration::from_secs(60));
 }
 
 fn memory() -> Arc<dyn QuotaStore> {
-    Arc::new(MemoryStore::new())
+    Arc::new(MemoryStore::with_clock(StillClock::shared()))
 }
 
 fn redis(server: &RedisServer) -> Arc<dyn QuotaStore> {
-    Arc::new(RedisStore::builder(server.url()).build().unwrap())
+    let builder = RedisStore::builder(server.url()).clock(StillClock::shared());
+    Arc::new(builder.build().unwrap())
 }
 
 fn redis_cluster(cluster: &RedisCluster, credential: &str) -> Arc<dyn QuotaStore> {
-    let builder = RedisStore::cluster_builder(cluster.urls()).credential(credential);
+    let builder = RedisStore::cluster_builder(cluster.urls())
+        .credential(credential)
+        .clock(StillClock::shared());
     Arc::new(builder.build().unwrap())
 }
 
