@@ -2,7 +2,8 @@
 //!
 //! Both limiters get a limit far above the request rate, so every acquire is admitted and
 //! what is measured is the bookkeeping alone. Criterion prints its own statistics; the
-//! summary at the end prints polvo's time per acquire as a ratio of governor's.
+//! summary at the end prints polvo's time per acquire as a ratio of governor's, from rounds
+//! that run the two in turns.
 //!
 //! Reading the clock is a large share of either: governor reads the TSC through quanta by
 //! default, polvo reads the OS clock (what tokio's clock is outside tests). The summary
@@ -160,20 +161,51 @@ fn overhead(c: &mut Criterion) {
     group.finish();
 }
 
-/// The median of five runs of `iters` acquires, in nanoseconds per acquire.
-fn median_nanos(mut run: impl FnMut() -> Duration, iters: u64) -> f64 {
-    let mut runs: Vec<f64> = (0..5)
-        .map(|_| run().as_nanos() as f64 / iters as f64)
+/// Rounds of each pairing in the summary.
+const ROUNDS: usize = 7;
+
+/// Medians over [`ROUNDS`] rounds of `iters` acquires each: polvo's and governor's time per
+/// acquire in nanoseconds, and the median of the rounds' ratios.
+///
+/// Each round runs both, in turns (polvo first in even rounds, governor first in odd),
+/// so drift in the machine's speed over the run, and any cost of going first or second,
+/// falls on both sides alike instead of on whichever runs all its rounds later.
+fn paired(
+    mut polvo: impl FnMut() -> Duration,
+    mut governor: impl FnMut() -> Duration,
+    iters: u64,
+) -> (f64, f64, f64) {
+    let per_acquire = |elapsed: Duration| elapsed.as_nanos() as f64 / iters as f64;
+    let mut rounds: Vec<(f64, f64)> = (0..ROUNDS)
+        .map(|round| {
+            if round % 2 == 0 {
+                let p = per_acquire(polvo());
+                (p, per_acquire(governor()))
+            } else {
+                let g = per_acquire(governor());
+                (per_acquire(polvo()), g)
+            }
+        })
         .collect();
-    runs.sort_by(f64::total_cmp);
-    runs[2]
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let ratio = median(rounds.iter().map(|(p, g)| p / g).collect());
+    let governor_ns = median(rounds.iter().map(|(_, g)| *g).collect());
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    (rounds[ROUNDS / 2].0, governor_ns, ratio)
 }
 
 #[allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 fn summary() {
     let rt = runtime();
     let iters = 400_000;
-    println!("\nacquire overhead, median of 5 runs of {iters} acquires (ns per acquire)");
+    println!(
+        "\nacquire overhead, ns per acquire: medians of {ROUNDS} rounds of {iters} acquires, \
+         each round running polvo and governor in turns; the ratio is the median of the \
+         rounds' ratios"
+    );
     println!(
         "{:>6} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6}",
         "tasks", "polvo/os", "gov/os", "ratio", "polvo/tsc", "gov/tsc", "ratio"
@@ -187,11 +219,16 @@ fn summary() {
     {
         let (os, tsc) = (polvo(os_clock()), polvo(Arc::new(TscClock::new())));
         let (gov_os, gov_tsc) = (governor::<MonotonicClock>(), governor::<QuantaClock>());
-        let os_ns = median_nanos(|| run_polvo(&rt, &os, tasks, iters), iters);
-        let gov_os_ns = median_nanos(|| run_governor(&rt, &gov_os, tasks, iters), iters);
-        let tsc_ns = median_nanos(|| run_polvo(&rt, &tsc, tasks, iters), iters);
-        let gov_tsc_ns = median_nanos(|| run_governor(&rt, &gov_tsc, tasks, iters), iters);
-        let (os_ratio, tsc_ratio) = (os_ns / gov_os_ns, tsc_ns / gov_tsc_ns);
+        let (os_ns, gov_os_ns, os_ratio) = paired(
+            || run_polvo(&rt, &os, tasks, iters),
+            || run_governor(&rt, &gov_os, tasks, iters),
+            iters,
+        );
+        let (tsc_ns, gov_tsc_ns, tsc_ratio) = paired(
+            || run_polvo(&rt, &tsc, tasks, iters),
+            || run_governor(&rt, &gov_tsc, tasks, iters),
+            iters,
+        );
         println!(
             "{tasks:>6} | {os_ns:>9.1} {gov_os_ns:>9.1} {os_ratio:>6.2} \
              | {tsc_ns:>9.1} {gov_tsc_ns:>9.1} {tsc_ratio:>6.2}"
