@@ -240,6 +240,20 @@ impl BucketState {
         self.seq += 1;
     }
 
+    /// Spends every limit's burst as of `now`, unless more is spent already: the next
+    /// unit starts no sooner than one interval of each limit from now.
+    ///
+    /// For a bucket that takes over from another that kept the count until now (a shared
+    /// store that stopped answering), and may have spent the burst just before.
+    pub(crate) fn drain(&mut self, limits: &[LimitParams], now: u64) {
+        for (index, limit) in limits.iter().enumerate() {
+            let spent = now.saturating_add(limit.burst.saturating_mul(self.interval(limit)));
+            let tat = &mut self.tats[index];
+            *tat = (*tat).max(spent);
+        }
+        self.seq += 1;
+    }
+
     /// Recovers a little of the pace lost to earlier 429s.
     ///
     /// Returns whether the pace rose.
@@ -481,6 +495,25 @@ mod tests {
         states[0].delay(0, true);
         assert!(states[0].pace < FULL_PACE);
         assert_eq!(states[0].earliest(&limits, 1, 0), Ok(SEC / 20));
+    }
+
+    #[test]
+    fn a_drained_bucket_starts_an_interval_out_and_keeps_what_was_spent() {
+        // 10/s with a burst of 3 and 5/min: drained at 1 s, the next unit waits for the
+        // slowest limit's interval, as if each burst had just been spent.
+        let limits = [params(10, SEC, 3), params(5, 60 * SEC, 1)];
+        let mut state = BucketState::new(2);
+        state.drain(&limits, SEC);
+        assert_eq!(state.earliest(&limits, 1, SEC), Ok(13 * SEC));
+        // Spent further than a drain would: the drain changes nothing.
+        let mut states = vec![BucketState::new(1)];
+        let limits = [params(10, SEC, 1)];
+        for _ in 0..5 {
+            one(&mut states, &limits, 1, 0);
+        }
+        let before = states[0].earliest(&limits, 1, 0);
+        states[0].drain(&limits, 0);
+        assert_eq!(states[0].earliest(&limits, 1, 0), before);
     }
 
     #[test]

@@ -26,14 +26,24 @@
 //! one's help. The local fallback is a [`MemoryStore`] with every limit scaled to a share
 //! of its count, for a fleet whose members each take their share while they cannot talk.
 //!
+//! The shares add up to the limit only if no process sends past its own on either side
+//! of an outage. A bucket's share starts spent, since Redis's count may have reached the
+//! end of the burst just before; at two processes' 50/s that kept the busiest second of
+//! an outage at 51 requests instead of 53. And the processes find Redis again one by one,
+//! each when its back-off ends, while Redis holds nothing of what the others still spend
+//! on their shares; so for one back-off after Redis answers again a request waits for its
+//! share's slot first, and only then takes its place on Redis. Without that, the busiest
+//! second after Redis came back held 57 (`tests/tests/redis_outage.rs`).
+//!
 //! Tickets remember which store made them: a Redis ticket has the top bit of each of its
 //! [`Ticket::shifts`] set (pause totals never come near 2^63 ns, which is 292 years), so a
 //! reservation made locally during an outage is never checked against Redis's totals once
 //! Redis is back, or the other way round.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -66,6 +76,10 @@ pub enum OnFailure {
     Fail,
     /// Answer from a local in-memory store whose limits are `share` of each limit's count
     /// and burst (at least 1), for a fleet that splits the quota while it cannot talk.
+    ///
+    /// Give each process of the fleet a share of one over the fleet's size, and the same
+    /// back-off: the share also holds for one back-off after Redis answers again, until
+    /// every process can have found it.
     Local {
         /// The share of the quota this process takes alone, in `(0, 1]`.
         share: f64,
@@ -108,8 +122,18 @@ pub struct RedisStore {
     backoff: Duration,
     local: MemoryStore,
     retry_at: Mutex<Option<Instant>>,
+    handover: Mutex<Handover>,
     fallbacks: AtomicU64,
     failures: AtomicU64,
+}
+
+/// How the local fallback takes the count over from Redis, and hands it back.
+#[derive(Debug, Default)]
+struct Handover {
+    /// The buckets whose local state has taken over in the current outage.
+    taken_over: HashSet<String>,
+    /// When Redis last answered again after an outage.
+    rejoined_at: Option<Instant>,
 }
 
 /// Builds a [`RedisStore`]; see [`RedisStore::builder`] and
@@ -194,8 +218,12 @@ impl RedisStore {
         self.health().is_some()
     }
 
-    fn health(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+    fn health(&self) -> MutexGuard<'_, Option<Instant>> {
         self.retry_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn handover(&self) -> MutexGuard<'_, Handover> {
+        self.handover.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The Redis key of `key` (`service:bucket`).
@@ -282,6 +310,7 @@ impl RedisStore {
             .replace(Instant::now() + self.backoff)
             .is_none();
         if was_up {
+            self.handover().taken_over.clear();
             tracing::warn!(
                 op,
                 error,
@@ -294,6 +323,7 @@ impl RedisStore {
 
     fn recovered(&self, op: &'static str) {
         if self.health().take().is_some() {
+            self.handover().rejoined_at = Some(Instant::now());
             tracing::info!(op, "redis quota store reachable again; quota shared again");
         }
     }
@@ -307,7 +337,60 @@ impl RedisStore {
         Some(buckets.iter().map(|b| scaled(b.limits)).collect())
     }
 
-    async fn reserve_remote(&self, request: ReserveRequest<'_>) -> Result<Grant, Failure> {
+    /// Whether Redis answered again less than one back-off ago, after an outage.
+    fn rejoining(&self) -> bool {
+        let rejoined_at = self.handover().rejoined_at;
+        rejoined_at.is_some_and(|at| at.elapsed() < self.backoff)
+    }
+
+    /// Drains the local state of each of `buckets` the first time it answers in an
+    /// outage ([`MemoryStore::drain`]).
+    fn take_over(&self, buckets: &[BucketRef<'_>]) {
+        let mut handover = self.handover();
+        let fresh: Vec<BucketRef<'_>> = buckets
+            .iter()
+            .filter(|bucket| handover.taken_over.insert(bucket.key.to_owned()))
+            .copied()
+            .collect();
+        if !fresh.is_empty() {
+            // Under the handover lock, so no reservation meets the bucket undrained.
+            self.local.drain(&fresh);
+            tracing::debug!(buckets = fresh.len(), "local quota store takes over, spent");
+        }
+    }
+
+    /// Redis's `grant`, made to wait for the local `share` too, whose wait counts from
+    /// `round_trip` after the caller's.
+    async fn with_share(
+        &self,
+        request: ReserveRequest<'_>,
+        grant: Grant,
+        share: Grant,
+        round_trip: Duration,
+    ) -> Result<Grant, StoreError> {
+        match (grant, share) {
+            (Grant::Ready { wait, ticket }, Grant::Ready { wait: local, .. }) => Ok(Grant::Ready {
+                wait: wait.max(local + round_trip),
+                ticket,
+            }),
+            // The share alone would wait too long: the place on Redis goes back.
+            (Grant::Ready { ticket, .. }, share @ Grant::TooLong { .. }) => {
+                if let Err(error) = self.release(request, &ticket).await {
+                    tracing::debug!(%error, "could not give back a reservation on redis");
+                }
+                Ok(share)
+            }
+            // Redis refused, or the share's scaled burst cannot hold the cost: Redis's
+            // answer stands.
+            (grant, _) => Ok(grant),
+        }
+    }
+
+    /// Reserves on Redis; also returns the call's round trip.
+    async fn reserve_remote(
+        &self,
+        request: ReserveRequest<'_>,
+    ) -> Result<(Grant, Duration), Failure> {
         let max_wait = request.max_wait.map_or(-1, micros);
         let args = [i64::from(request.cost), max_wait];
         let (reply, round_trip) = self.call("reserve", request.buckets, &args).await?;
@@ -316,10 +399,8 @@ impl RedisStore {
             [0, wait, rest @ ..] if rest.len() == 3 * n => {
                 let wait = duration(*wait);
                 if wait.is_zero() {
-                    return Ok(Grant::Ready {
-                        wait,
-                        ticket: Ticket::default(),
-                    });
+                    let ticket = Ticket::default();
+                    return Ok((Grant::Ready { wait, ticket }, round_trip));
                 }
                 let (shifts, rest) = rest.split_at(n);
                 let (seqs, flags) = rest.split_at(n);
@@ -334,16 +415,23 @@ impl RedisStore {
                 // The caller counts the wait from before this call, and Redis from when the
                 // script ran: padding by the round trip keeps the start from coming early.
                 let wait = wait + round_trip;
-                Ok(Grant::Ready { wait, ticket })
+                Ok((Grant::Ready { wait, ticket }, round_trip))
             }
-            &[1, wait, bucket] => Ok(Grant::TooLong {
-                wait: duration(wait),
-                bucket: index(bucket),
-            }),
-            &[2, bucket, limit] => Ok(Grant::Never {
-                bucket: index(bucket),
-                limit: index(limit),
-            }),
+            &[1, wait, bucket] => {
+                let wait = duration(wait);
+                let grant = Grant::TooLong {
+                    wait,
+                    bucket: index(bucket),
+                };
+                Ok((grant, round_trip))
+            }
+            &[2, bucket, limit] => {
+                let grant = Grant::Never {
+                    bucket: index(bucket),
+                    limit: index(limit),
+                };
+                Ok((grant, round_trip))
+            }
             _ => Err(Failure::reply("reserve", &reply)),
         }
     }
@@ -503,6 +591,7 @@ impl RedisStoreBuilder {
             timeout: self.timeout,
             backoff: self.backoff,
             retry_at: Mutex::new(None),
+            handover: Mutex::default(),
             fallbacks: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         })
@@ -535,18 +624,60 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 impl QuotaStore for RedisStore {
+    /// Reserves on Redis, or on the local store by the failure policy.
+    ///
+    /// The local store takes over spent: a bucket's first local reservation in an outage
+    /// waits one interval of each limit, as Redis's count may have run to the end of the
+    /// burst just before. For one back-off after Redis answers again, a request takes its
+    /// local share first and waits for its slot there before Redis places it: the fleet's
+    /// other processes may still be on their shares until their own back-offs end, and
+    /// Redis's count does not hold what they spend there.
     fn reserve<'a>(&'a self, request: ReserveRequest<'a>) -> StoreFuture<'a, Grant> {
         Box::pin(async move {
-            let failure = match self.reserve_remote(request).await {
-                Ok(grant) => return Ok(grant),
-                Err(failure) => failure,
-            };
-            let limits = self.local_limits(request.buckets).ok_or(failure)?;
-            let buckets = local_refs(request.buckets, &limits);
-            let local = ReserveRequest {
-                buckets: &buckets,
+            let limits = self.local_limits(request.buckets);
+            let buckets = limits.as_deref().map(|l| local_refs(request.buckets, l));
+            let local = buckets
+                .as_deref()
+                .map(|buckets| ReserveRequest { buckets, ..request });
+            let began = tokio::time::Instant::now();
+            let mut share = None;
+            if let Some(local) = local.filter(|_| self.rejoining()) {
+                match self.local.reserve(local).await? {
+                    Grant::Ready { wait, ticket } => {
+                        tokio::time::sleep(wait).await;
+                        share = Some(ticket);
+                    }
+                    too_long @ Grant::TooLong { .. } => return Ok(too_long),
+                    // The share's scaled burst cannot hold the cost: Redis decides alone.
+                    Grant::Never { .. } => {}
+                }
+            }
+            // The caller counts from before this call: time spent here pads the wait.
+            let waited = began.elapsed();
+            let remote = ReserveRequest {
+                max_wait: request.max_wait.map(|max| max.saturating_sub(waited)),
                 ..request
             };
+            let failure = match self.reserve_remote(remote).await {
+                Ok((grant, _)) if share.is_some() => return Ok(grant.later_by(waited)),
+                Ok((grant, round_trip)) => match local.filter(|_| self.rejoining()) {
+                    // This very call ended the outage: the share is taken after it.
+                    Some(local) => {
+                        let share = self.local.reserve(local).await?;
+                        return self.with_share(request, grant, share, round_trip).await;
+                    }
+                    None => return Ok(grant),
+                },
+                Err(failure) => failure,
+            };
+            if let Some(ticket) = share {
+                return Ok(Grant::Ready {
+                    wait: waited,
+                    ticket,
+                });
+            }
+            let local = local.ok_or(failure)?;
+            self.take_over(local.buckets);
             self.local.reserve(local).await
         })
     }

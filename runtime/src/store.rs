@@ -78,6 +78,23 @@ pub enum Grant {
     },
 }
 
+impl Grant {
+    /// The same answer for a caller that has already spent `elapsed` of it elsewhere.
+    pub(crate) fn later_by(self, elapsed: Duration) -> Self {
+        match self {
+            Self::Ready { wait, ticket } => Self::Ready {
+                wait: wait + elapsed,
+                ticket,
+            },
+            Self::TooLong { wait, bucket } => Self::TooLong {
+                wait: wait + elapsed,
+                bucket,
+            },
+            never @ Self::Never { .. } => never,
+        }
+    }
+}
+
 /// A reservation's identity, to undo it or to learn it was moved by a pause.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ticket {
@@ -500,6 +517,16 @@ impl MemoryStore {
         if recovered {
             shelf.reopen(targets, self.now_nanos());
         }
+    }
+
+    /// Spends the burst of every bucket of `buckets` as of now ([`BucketState::drain`]).
+    pub(crate) fn drain(&self, buckets: &[BucketRef<'_>]) {
+        let targets = self.targets(buckets);
+        self.held(&targets, |states, now| {
+            for target in &targets {
+                states[target.state].drain(&target.limits, now);
+            }
+        });
     }
 
     pub(crate) fn view_at(&self, target: &Target) -> BucketView {

@@ -19,12 +19,15 @@ mod redis_server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use polvo_runtime::{Client, Error, Method, OnFailure, Policy, RedisStore, Request, RetryPolicy};
+use polvo_runtime::{
+    BucketRef, Client, Error, Grant, Limit, Method, OnFailure, Policy, QuotaStore, RedisStore,
+    Request, ReserveRequest, RetryPolicy,
+};
 use redis_server::RedisServer;
 use tokio::net::TcpListener;
 use tokio::task::{JoinSet, block_in_place};
@@ -324,5 +327,146 @@ async fn a_bare_429_is_resent_in_its_slot_and_the_shared_slots_move_back() {
     assert!(
         gaps[1] >= ms(190),
         "a whole slot after the resend: {gaps:?}"
+    );
+}
+
+/// A reservation of one unit of the 50/s bucket `outage:default` in `store`.
+async fn reserve(store: &RedisStore, limits: &[Limit]) -> Grant {
+    let buckets = [BucketRef {
+        key: "outage:default",
+        limits,
+    }];
+    let request = ReserveRequest {
+        buckets: &buckets,
+        cost: 1,
+        max_wait: None,
+    };
+    guarded("reservation", store.reserve(request))
+        .await
+        .unwrap()
+}
+
+/// The wait of a granted reservation.
+#[track_caller]
+fn wait_of(grant: Grant) -> Duration {
+    match grant {
+        Grant::Ready { wait, .. } => wait,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_store_takes_over_spent_and_hands_back_slowly() {
+    // 50/s on Redis, 25/s (an interval of 40 ms) as this process's share.
+    let limits = [Limit::per_second(50).unwrap()];
+    let mut redis = RedisServer::start();
+    let store = store(&redis, OnFailure::Local { share: 0.5 });
+    assert_eq!(wait_of(reserve(&store, &limits).await), Duration::ZERO);
+
+    // Redis may have spent the burst just before it went away: the share starts spent,
+    // so the first local reservation waits an interval of it instead of going at once.
+    block_in_place(|| redis.kill());
+    let first_local = wait_of(reserve(&store, &limits).await);
+    assert!(store.is_degraded());
+    assert!(
+        first_local > Duration::from_millis(35) && first_local <= Duration::from_millis(40),
+        "the share's first unit waits its interval: {first_local:?}"
+    );
+
+    // Back on Redis, a request keeps to the share for one back-off: two in a row are
+    // the share's 40 ms apart, not Redis's 20 ms, as the fleet's other processes may
+    // still be on their shares.
+    block_in_place(|| redis.restart());
+    let rejoin = async {
+        loop {
+            tokio::time::sleep(BACKOFF).await;
+            reserve(&store, &limits).await;
+            if !store.is_degraded() {
+                return;
+            }
+        }
+    };
+    guarded("rejoining redis", rejoin).await;
+    let within_share = wait_of(reserve(&store, &limits).await);
+    assert!(
+        within_share > Duration::from_millis(35),
+        "the next waits for the share's interval: {within_share:?}"
+    );
+
+    // After the back-off, Redis's count alone decides again.
+    tokio::time::sleep(BACKOFF + Duration::from_millis(50)).await;
+    reserve(&store, &limits).await;
+    let on_redis = wait_of(reserve(&store, &limits).await);
+    assert!(
+        on_redis < Duration::from_millis(30),
+        "Redis's 20 ms interval, padded by a round trip: {on_redis:?}"
+    );
+}
+
+/// The most arrivals among `at` in any window of `period` that starts at one of them.
+fn busiest(at: &[tokio::time::Instant], period: Duration) -> usize {
+    let mut at = at.to_vec();
+    at.sort();
+    (0..at.len())
+        .map(|i| at[i..].iter().take_while(|&&t| t < at[i] + period).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_on_its_shares_stays_within_the_limit_through_an_outage() {
+    // Two processes of one fleet (two stores, each with a local store of its own) share
+    // 50/s through Redis, each with a share of half. Redis goes away for 2 s, comes back
+    // empty, and the fleet keeps sending throughout.
+    const LIMIT: usize = 50;
+    let mut redis = RedisServer::start();
+    let server = common::TestServer::builder().start().await.unwrap();
+    let stores = [0, 1].map(|_| store(&redis, OnFailure::Local { share: 0.5 }));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = JoinSet::new();
+    for store in &stores {
+        let client = client(server.addr(), store.clone());
+        for _ in 0..2 {
+            let (client, stop) = (client.clone(), stop.clone());
+            tasks.spawn(async move {
+                let mut results = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    results.push(client.execute(work()).await.map(|r| r.status()));
+                }
+                results
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    block_in_place(|| redis.kill());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    block_in_place(|| redis.restart());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        results.extend(joined.expect("no task panicked"));
+    }
+    let arrivals: Vec<_> = server.seen().iter().map(|seen| seen.at).collect();
+    let busiest = busiest(&arrivals, Duration::from_secs(1));
+    let fallbacks = stores.each_ref().map(|store| store.fallbacks());
+    eprintln!(
+        "fleet through an outage: {} requests, at most {busiest} in one second \
+         (limit {LIMIT}), calls answered locally {fallbacks:?}",
+        results.len()
+    );
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        fallbacks.iter().all(|&n| n > 0),
+        "both processes ran on their shares: {fallbacks:?}"
+    );
+    // The limit, a unit of burst for each share, and two for delivery: a request held up
+    // on its way lands in a later window. Each process taking all of it comes to about
+    // 100, and either leaving its share when Redis came back while the other was still
+    // on its own, to 57.
+    assert!(
+        busiest <= LIMIT + 4,
+        "{busiest} requests in one second against a limit of {LIMIT}"
     );
 }
