@@ -359,6 +359,26 @@ impl RedisStore {
         }
     }
 
+    /// Reserves `request` on the local store, at this process's share of each limit, after
+    /// draining the buckets that have not yet taken over in this outage when `take_over`;
+    /// `None` when the failure policy has no local store.
+    async fn reserve_share(
+        &self,
+        request: ReserveRequest<'_>,
+        take_over: bool,
+    ) -> Option<Result<Grant, StoreError>> {
+        let limits = self.local_limits(request.buckets)?;
+        let buckets = local_refs(request.buckets, &limits);
+        if take_over {
+            self.take_over(&buckets);
+        }
+        let local = ReserveRequest {
+            buckets: &buckets,
+            ..request
+        };
+        Some(self.local.reserve(local).await)
+    }
+
     /// Redis's `grant`, made to wait for the local `share` too, whose wait counts from
     /// `round_trip` after the caller's.
     async fn with_share(
@@ -634,22 +654,17 @@ impl QuotaStore for RedisStore {
     /// Redis's count does not hold what they spend there.
     fn reserve<'a>(&'a self, request: ReserveRequest<'a>) -> StoreFuture<'a, Grant> {
         Box::pin(async move {
-            let limits = self.local_limits(request.buckets);
-            let buckets = limits.as_deref().map(|l| local_refs(request.buckets, l));
-            let local = buckets
-                .as_deref()
-                .map(|buckets| ReserveRequest { buckets, ..request });
             let began = tokio::time::Instant::now();
             let mut share = None;
-            if let Some(local) = local.filter(|_| self.rejoining()) {
-                match self.local.reserve(local).await? {
-                    Grant::Ready { wait, ticket } => {
+            if self.rejoining() {
+                match self.reserve_share(request, false).await.transpose()? {
+                    Some(Grant::Ready { wait, ticket }) => {
                         tokio::time::sleep(wait).await;
                         share = Some(ticket);
                     }
-                    too_long @ Grant::TooLong { .. } => return Ok(too_long),
+                    Some(too_long @ Grant::TooLong { .. }) => return Ok(too_long),
                     // The share's scaled burst cannot hold the cost: Redis decides alone.
-                    Grant::Never { .. } => {}
+                    Some(Grant::Never { .. }) | None => {}
                 }
             }
             // The caller counts from before this call: time spent here pads the wait.
@@ -660,14 +675,14 @@ impl QuotaStore for RedisStore {
             };
             let failure = match self.reserve_remote(remote).await {
                 Ok((grant, _)) if share.is_some() => return Ok(grant.later_by(waited)),
-                Ok((grant, round_trip)) => match local.filter(|_| self.rejoining()) {
-                    // This very call ended the outage: the share is taken after it.
-                    Some(local) => {
-                        let share = self.local.reserve(local).await?;
-                        return self.with_share(request, grant, share, round_trip).await;
-                    }
-                    None => return Ok(grant),
-                },
+                // This very call ended the outage: the share is taken after it.
+                Ok((grant, round_trip)) if self.rejoining() => {
+                    return match self.reserve_share(request, false).await.transpose()? {
+                        Some(share) => self.with_share(request, grant, share, round_trip).await,
+                        None => Ok(grant),
+                    };
+                }
+                Ok((grant, _)) => return Ok(grant),
                 Err(failure) => failure,
             };
             if let Some(ticket) = share {
@@ -676,9 +691,7 @@ impl QuotaStore for RedisStore {
                     ticket,
                 });
             }
-            let local = local.ok_or(failure)?;
-            self.take_over(local.buckets);
-            self.local.reserve(local).await
+            self.reserve_share(request, true).await.ok_or(failure)?
         })
     }
 
