@@ -245,6 +245,7 @@ impl BucketState {
     ///
     /// For a bucket that takes over from another that kept the count until now (a shared
     /// store that stopped answering), and may have spent the burst just before.
+    #[cfg(any(feature = "redis", test))]
     pub(crate) fn drain(&mut self, limits: &[LimitParams], now: u64) {
         for (index, limit) in limits.iter().enumerate() {
             let spent = now.saturating_add(limit.burst.saturating_mul(self.interval(limit)));

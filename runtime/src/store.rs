@@ -78,6 +78,7 @@ pub enum Grant {
     },
 }
 
+#[cfg(feature = "redis")]
 impl Grant {
     /// The same answer for a caller that has already spent `elapsed` of it elsewhere.
     pub(crate) fn later_by(self, elapsed: Duration) -> Self {
@@ -520,6 +521,7 @@ impl MemoryStore {
     }
 
     /// Spends the burst of every bucket of `buckets` as of now ([`BucketState::drain`]).
+    #[cfg(feature = "redis")]
     pub(crate) fn drain(&self, buckets: &[BucketRef<'_>]) {
         let targets = self.targets(buckets);
         self.held(&targets, |states, now| {
