@@ -837,10 +837,11 @@ impl ClientBuilder {
     /// Shares quota with every process using the Redis server at `redis_url` with the same
     /// service and credentials (a hash of them, never the credentials, names the keys).
     ///
-    /// While Redis is unreachable this process takes half of each limit on its own, and it
-    /// returns to the shared quota by itself; build a [`RedisStore`](crate::RedisStore)
-    /// and pass it to [`ClientBuilder::store`] to choose otherwise. An invalid URL is
-    /// reported by [`ClientBuilder::build`].
+    /// While Redis is unreachable this process takes half of each limit on its own, right
+    /// for a fleet of two, and it returns to the shared quota by itself;
+    /// [`ClientBuilder::shared_quota_with`] sets another share (one over the fleet's size
+    /// keeps the fleet within the limit), or failing instead. An invalid URL is reported
+    /// by [`ClientBuilder::build`].
     #[cfg(feature = "redis")]
     pub fn shared_quota(self, redis_url: &str) -> Self {
         self.shared_quota_with(redis_url, crate::OnFailure::Local { share: 0.5 })
@@ -861,6 +862,23 @@ impl ClientBuilder {
 
     /// As [`ClientBuilder::shared_quota`], choosing what happens while Redis is
     /// unreachable.
+    ///
+    /// # Examples
+    ///
+    /// One of four processes that share a key: a quarter of each limit while Redis is away.
+    ///
+    /// ```no_run
+    /// use polvo_runtime::{Client, OnFailure, Policy};
+    ///
+    /// # fn run() -> Result<(), polvo_runtime::Error> {
+    /// let client = Client::builder("example", Policy::default())
+    ///     .base_url("https://api.example.com")
+    ///     .rate_limit(100)
+    ///     .shared_quota_with("redis://10.0.0.5:6379", OnFailure::Local { share: 0.25 })
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
     #[cfg(feature = "redis")]
     pub fn shared_quota_with(mut self, redis_url: &str, on_failure: crate::OnFailure) -> Self {
         match crate::redis_store::for_client(redis_url, &Auth::None, on_failure) {

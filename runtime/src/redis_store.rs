@@ -659,6 +659,10 @@ impl QuotaStore for RedisStore {
             if self.rejoining() {
                 match self.reserve_share(request, false).await.transpose()? {
                     Some(Grant::Ready { wait, ticket }) => {
+                        tracing::trace!(
+                            wait_us = wait.as_micros() as u64,
+                            "redis back within a back-off; waiting for this process's share first"
+                        );
                         tokio::time::sleep(wait).await;
                         share = Some(ticket);
                     }
