@@ -78,8 +78,10 @@ pub enum OnFailure {
     /// and burst (at least 1), for a fleet that splits the quota while it cannot talk.
     ///
     /// Give each process of the fleet a share of one over the fleet's size, and the same
-    /// back-off: the share also holds for one back-off after Redis answers again, until
-    /// every process can have found it.
+    /// back-off: the share also holds for one back-off after Redis answers a process
+    /// again, the time each of the others takes to try Redis again. (A process whose
+    /// first try after the outage fails too comes back one back-off later still; for
+    /// that back-off the fleet can go past the limit by what that process's share sends.)
     Local {
         /// The share of the quota this process takes alone, in `(0, 1]`.
         share: f64,
@@ -305,12 +307,17 @@ impl RedisStore {
     fn failed(&self, op: &'static str, error: &str) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        // The handover changes with the health, in one step (handover, then health, as
+        // everywhere), so no reservation sees a new outage with the last one's handover.
+        let mut handover = self.handover();
         let was_up = self
             .health()
             .replace(Instant::now() + self.backoff)
             .is_none();
         if was_up {
-            self.handover().taken_over.clear();
+            handover.taken_over.clear();
+            handover.rejoined_at = None;
+            drop(handover);
             tracing::warn!(
                 op,
                 error,
@@ -322,8 +329,10 @@ impl RedisStore {
     }
 
     fn recovered(&self, op: &'static str) {
+        let mut handover = self.handover();
         if self.health().take().is_some() {
-            self.handover().rejoined_at = Some(Instant::now());
+            handover.rejoined_at = Some(Instant::now());
+            drop(handover);
             tracing::info!(op, "redis quota store reachable again; quota shared again");
         }
     }
@@ -379,26 +388,27 @@ impl RedisStore {
         Some(self.local.reserve(local).await)
     }
 
-    /// Redis's `grant`, made to wait for the local `share` too, whose wait counts from
-    /// `round_trip` after the caller's.
+    /// Redis's `grant`, made to wait for the local `share` too, which was taken `elapsed`
+    /// after the caller's count began.
     async fn with_share(
         &self,
         request: ReserveRequest<'_>,
         grant: Grant,
         share: Grant,
-        round_trip: Duration,
+        elapsed: Duration,
     ) -> Result<Grant, StoreError> {
         match (grant, share) {
             (Grant::Ready { wait, ticket }, Grant::Ready { wait: local, .. }) => Ok(Grant::Ready {
-                wait: wait.max(local + round_trip),
+                wait: wait.max(local + elapsed),
                 ticket,
             }),
-            // The share alone would wait too long: the place on Redis goes back.
+            // The share alone would wait too long: the place on Redis goes back, unless it
+            // could start at once (such a place has nothing to undo, and stays spent).
             (Grant::Ready { ticket, .. }, share @ Grant::TooLong { .. }) => {
                 if let Err(error) = self.release(request, &ticket).await {
                     tracing::debug!(%error, "could not give back a reservation on redis");
                 }
-                Ok(share)
+                Ok(share.later_by(elapsed))
             }
             // Redis refused, or the share's scaled burst cannot hold the cost: Redis's
             // answer stands.
@@ -406,11 +416,7 @@ impl RedisStore {
         }
     }
 
-    /// Reserves on Redis; also returns the call's round trip.
-    async fn reserve_remote(
-        &self,
-        request: ReserveRequest<'_>,
-    ) -> Result<(Grant, Duration), Failure> {
+    async fn reserve_remote(&self, request: ReserveRequest<'_>) -> Result<Grant, Failure> {
         let max_wait = request.max_wait.map_or(-1, micros);
         let args = [i64::from(request.cost), max_wait];
         let (reply, round_trip) = self.call("reserve", request.buckets, &args).await?;
@@ -419,8 +425,10 @@ impl RedisStore {
             [0, wait, rest @ ..] if rest.len() == 3 * n => {
                 let wait = duration(*wait);
                 if wait.is_zero() {
-                    let ticket = Ticket::default();
-                    return Ok((Grant::Ready { wait, ticket }, round_trip));
+                    return Ok(Grant::Ready {
+                        wait,
+                        ticket: Ticket::default(),
+                    });
                 }
                 let (shifts, rest) = rest.split_at(n);
                 let (seqs, flags) = rest.split_at(n);
@@ -435,23 +443,16 @@ impl RedisStore {
                 // The caller counts the wait from before this call, and Redis from when the
                 // script ran: padding by the round trip keeps the start from coming early.
                 let wait = wait + round_trip;
-                Ok((Grant::Ready { wait, ticket }, round_trip))
+                Ok(Grant::Ready { wait, ticket })
             }
-            &[1, wait, bucket] => {
-                let wait = duration(wait);
-                let grant = Grant::TooLong {
-                    wait,
-                    bucket: index(bucket),
-                };
-                Ok((grant, round_trip))
-            }
-            &[2, bucket, limit] => {
-                let grant = Grant::Never {
-                    bucket: index(bucket),
-                    limit: index(limit),
-                };
-                Ok((grant, round_trip))
-            }
+            &[1, wait, bucket] => Ok(Grant::TooLong {
+                wait: duration(wait),
+                bucket: index(bucket),
+            }),
+            &[2, bucket, limit] => Ok(Grant::Never {
+                bucket: index(bucket),
+                limit: index(limit),
+            }),
             _ => Err(Failure::reply("reserve", &reply)),
         }
     }
@@ -651,51 +652,52 @@ impl QuotaStore for RedisStore {
     /// burst just before. For one back-off after Redis answers again, a request takes its
     /// local share first and waits for its slot there before Redis places it: the fleet's
     /// other processes may still be on their shares until their own back-offs end, and
-    /// Redis's count does not hold what they spend there.
+    /// Redis's count does not hold what they spend there. A request with a `max_wait`, and
+    /// the call that ends the outage, take the share after Redis instead, and wait for the
+    /// later of the two.
+    ///
+    /// Every wait counts from this call: time spent here (a failed call to Redis, a share's
+    /// slot) pads it, as the caller counts from before the call.
     fn reserve<'a>(&'a self, request: ReserveRequest<'a>) -> StoreFuture<'a, Grant> {
         Box::pin(async move {
             let began = tokio::time::Instant::now();
             let mut share = None;
-            if self.rejoining() {
-                match self.reserve_share(request, false).await.transpose()? {
-                    Some(Grant::Ready { wait, ticket }) => {
-                        tracing::trace!(
-                            wait_us = wait.as_micros() as u64,
-                            "redis back within a back-off; waiting for this process's share first"
-                        );
-                        tokio::time::sleep(wait).await;
-                        share = Some(ticket);
-                    }
-                    Some(too_long @ Grant::TooLong { .. }) => return Ok(too_long),
-                    // The share's scaled burst cannot hold the cost: Redis decides alone.
-                    Some(Grant::Never { .. }) | None => {}
+            if request.max_wait.is_none() && self.rejoining() {
+                // A share that cannot hold the cost (its scaled burst is too small)
+                // leaves Redis to decide alone.
+                let share_grant = self.reserve_share(request, false).await.transpose()?;
+                if let Some(Grant::Ready { wait, ticket }) = share_grant {
+                    tracing::trace!(
+                        wait_us = wait.as_micros() as u64,
+                        "redis back within a back-off; waiting for this process's share first"
+                    );
+                    tokio::time::sleep(wait).await;
+                    share = Some(ticket);
                 }
             }
-            // The caller counts from before this call: time spent here pads the wait.
-            let waited = began.elapsed();
-            let remote = ReserveRequest {
-                max_wait: request.max_wait.map(|max| max.saturating_sub(waited)),
-                ..request
-            };
-            let failure = match self.reserve_remote(remote).await {
-                Ok((grant, _)) if share.is_some() => return Ok(grant.later_by(waited)),
-                // This very call ended the outage: the share is taken after it.
-                Ok((grant, round_trip)) if self.rejoining() => {
-                    return match self.reserve_share(request, false).await.transpose()? {
-                        Some(share) => self.with_share(request, grant, share, round_trip).await,
+            let failure = match self.reserve_remote(request).await {
+                Ok(grant) if share.is_some() => return Ok(grant.later_by(began.elapsed())),
+                Ok(grant) if self.rejoining() => {
+                    let share = self.reserve_share(after(request, began), false);
+                    let share = share.await.transpose()?;
+                    return match share {
+                        Some(share) => {
+                            let elapsed = began.elapsed();
+                            self.with_share(request, grant, share, elapsed).await
+                        }
                         None => Ok(grant),
                     };
                 }
-                Ok((grant, _)) => return Ok(grant),
+                Ok(grant) => return Ok(grant),
                 Err(failure) => failure,
             };
             if let Some(ticket) = share {
-                return Ok(Grant::Ready {
-                    wait: waited,
-                    ticket,
-                });
+                let wait = began.elapsed();
+                return Ok(Grant::Ready { wait, ticket });
             }
-            self.reserve_share(request, true).await.ok_or(failure)?
+            let local = self.reserve_share(after(request, began), true);
+            let grant = local.await.ok_or(failure)??;
+            Ok(grant.later_by(began.elapsed()))
         })
     }
 
@@ -826,6 +828,15 @@ impl QuotaStore for RedisStore {
                 None => Ok(BucketView::default()),
             }
         })
+    }
+}
+
+/// `request` with what is left of its `max_wait` once the time since `began` is spent.
+fn after(request: ReserveRequest<'_>, began: tokio::time::Instant) -> ReserveRequest<'_> {
+    let spent = began.elapsed();
+    ReserveRequest {
+        max_wait: request.max_wait.map(|max| max.saturating_sub(spent)),
+        ..request
     }
 }
 

@@ -364,13 +364,16 @@ async fn the_local_store_takes_over_spent_and_hands_back_slowly() {
     assert_eq!(wait_of(reserve(&store, &limits).await), Duration::ZERO);
 
     // Redis may have spent the burst just before it went away: the share starts spent,
-    // so the first local reservation waits an interval of it instead of going at once.
+    // so the first local reservation waits an interval of it instead of going at once,
+    // and the second (answered locally at once, in the back-off) two intervals.
     block_in_place(|| redis.kill());
-    let first_local = wait_of(reserve(&store, &limits).await);
+    reserve(&store, &limits).await;
     assert!(store.is_degraded());
+    let second_local = wait_of(reserve(&store, &limits).await);
     assert!(
-        first_local > Duration::from_millis(35) && first_local <= Duration::from_millis(40),
-        "the share's first unit waits its interval: {first_local:?}"
+        second_local > Duration::from_millis(70),
+        "two of the share's 40 ms intervals, the first spent at the take-over: \
+         {second_local:?}"
     );
 
     // Back on Redis, a request keeps to the share for one back-off: two in a row are
@@ -398,9 +401,43 @@ async fn the_local_store_takes_over_spent_and_hands_back_slowly() {
     reserve(&store, &limits).await;
     let on_redis = wait_of(reserve(&store, &limits).await);
     assert!(
-        on_redis < Duration::from_millis(30),
+        on_redis < Duration::from_millis(35),
         "Redis's 20 ms interval, padded by a round trip: {on_redis:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_waits_count_from_the_call_when_redis_is_frozen() {
+    // Three reservations meet a frozen Redis together, wait out its 250 ms call timeout,
+    // and fall back to the 25/s share at 0, 40 and 80 ms after it (its first unit spent
+    // at the take-over: at 40, 80 and 120 ms). The caller counts each wait from before
+    // its call, so each must hold the timeout as well; without it, all three would be
+    // due at once when the timeout ends.
+    let limits = [Limit::per_second(50).unwrap()];
+    let redis = RedisServer::start();
+    let store = store(&redis, OnFailure::Local { share: 0.5 });
+    assert_eq!(wait_of(reserve(&store, &limits).await), Duration::ZERO);
+
+    block_in_place(|| redis.freeze());
+    let calls = [0, 1, 2].map(|_| reserve(&store, &limits));
+    let mut waits = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(wait_of)
+        .collect::<Vec<_>>();
+    block_in_place(|| redis.thaw());
+
+    waits.sort();
+    assert!(
+        waits[0] > Duration::from_millis(250),
+        "the call's timeout is part of the wait: {waits:?}"
+    );
+    for pair in waits.windows(2) {
+        assert!(
+            pair[1] - pair[0] > Duration::from_millis(30),
+            "the share's 40 ms apart: {waits:?}"
+        );
+    }
 }
 
 /// The most arrivals among `at` in any window of `period` that starts at one of them.
