@@ -175,6 +175,26 @@ async fn rate_limit_on_the_builder_replaces_the_default_bucket() {
     assert!(about(server.offsets()[3], ms(30)), "{:?}", server.offsets());
 }
 
+#[test]
+fn precise_wakeups_are_set_on_the_builder_and_the_annotations_stay() {
+    type Builder = polvo_petstore::PetstoreClientBuilder;
+    let build = |change: fn(Builder) -> Builder| {
+        let builder = PetstoreClient::builder().base_url("http://127.0.0.1:9");
+        change(builder).build().unwrap().runtime().policy().clone()
+    };
+    let default = build(|b| b);
+    assert!(default.precise_wakeups().is_some(), "on by default");
+    let off = build(|b| b.precise_wakeups(Duration::ZERO));
+    assert_eq!(off.precise_wakeups(), None);
+    let wide = build(|b| b.precise_wakeups(ms(5)));
+    assert_eq!(wide.precise_wakeups(), Some(ms(5)));
+    assert_eq!(
+        wide.buckets().keys().collect::<Vec<_>>(),
+        default.buckets().keys().collect::<Vec<_>>(),
+        "the annotations' buckets are kept"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn writes_cost_two_units() {
     let server = Server::start(|_, _| (201, Vec::new(), PET.to_owned())).await;

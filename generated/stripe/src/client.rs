@@ -290,6 +290,13 @@ impl StripeClientBuilder {
         self
     }
 
+    /// Wakes paced requests on a timer thread for the last `window` of each wait
+    /// (3 ms by default); `Duration::ZERO` leaves them to tokio's timer.
+    pub fn precise_wakeups(mut self, window: std::time::Duration) -> Self {
+        self.inner = self.inner.precise_wakeups(window);
+        self
+    }
+
     /// Replaces the retry policy.
     pub fn retry(mut self, retry: polvo_runtime::RetryPolicy) -> Self {
         self.inner = self.inner.retry(retry);

@@ -25,6 +25,7 @@ const BUILDER_METHODS: &[&str] = &[
     "rate_limit",
     "max_wait",
     "max_in_flight",
+    "precise_wakeups",
     "retry",
     "policy",
     "with_policy",
@@ -180,6 +181,13 @@ pub(super) fn module(api: &Api) -> TokenStream {
             /// Caps requests in flight.
             pub fn max_in_flight(mut self, max: usize) -> Self {
                 self.inner = self.inner.max_in_flight(max);
+                self
+            }
+
+            /// Wakes paced requests on a timer thread for the last `window` of each wait
+            /// (3 ms by default); `Duration::ZERO` leaves them to tokio's timer.
+            pub fn precise_wakeups(mut self, window: std::time::Duration) -> Self {
+                self.inner = self.inner.precise_wakeups(window);
                 self
             }
 
