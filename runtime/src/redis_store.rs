@@ -662,7 +662,8 @@ impl QuotaStore for RedisStore {
         Box::pin(async move {
             let began = tokio::time::Instant::now();
             let mut share = None;
-            if request.max_wait.is_none() && self.rejoining() {
+            let share_first = request.max_wait.is_none() && self.rejoining();
+            if share_first {
                 // A share that cannot hold the cost (its scaled burst is too small)
                 // leaves Redis to decide alone.
                 let share_grant = self.reserve_share(request, false).await.transpose()?;
@@ -677,7 +678,8 @@ impl QuotaStore for RedisStore {
             }
             let failure = match self.reserve_remote(request).await {
                 Ok(grant) if share.is_some() => return Ok(grant.later_by(began.elapsed())),
-                Ok(grant) if self.rejoining() => {
+                // Not tried yet: the call had a `max_wait`, or it ended the outage itself.
+                Ok(grant) if !share_first && self.rejoining() => {
                     let share = self.reserve_share(after(request, began), false);
                     let share = share.await.transpose()?;
                     return match share {

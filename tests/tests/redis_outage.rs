@@ -330,7 +330,7 @@ async fn a_bare_429_is_resent_in_its_slot_and_the_shared_slots_move_back() {
     );
 }
 
-/// A reservation of one unit of the 50/s bucket `outage:default` in `store`.
+/// A reservation of one unit of the bucket `outage:default`, with `limits`, in `store`.
 async fn reserve(store: &RedisStore, limits: &[Limit]) -> Grant {
     let buckets = [BucketRef {
         key: "outage:default",
